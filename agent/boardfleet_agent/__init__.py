@@ -1,0 +1,3 @@
+"""boardfleet board agent: embedded AI board telemetry as Prometheus metrics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m boardfleet_agent``."""
+
+from boardfleet_agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Assembles an agent from its config: source, platform, collectors and registry."""
+
+from typing import List, Optional
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from boardfleet_agent.config import AgentConfig
+from boardfleet_agent.platform import detect
+from boardfleet_agent.registry import Collector, collectors_for
+from boardfleet_agent.runner import ScrapeRunner
+from boardfleet_agent.source import LocalSource, Source
+
+
+class Agent:
+    """A configured agent: call :meth:`start` to begin background sampling."""
+
+    def __init__(self, cfg: AgentConfig, src: Optional[Source] = None,
+                 background: bool = True) -> None:
+        self.cfg = cfg
+        self.src = src or LocalSource(cfg.sysroot)
+        self.platform = detect(self.src) if cfg.platform == "auto" else cfg.platform
+        self.collectors: List[Collector] = [
+            cls(cfg.collectors.get(cls.name, {}), platform=self.platform)
+            for cls in collectors_for(self.platform, cfg.enabled_choices())
+        ]
+        self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
+                                   background=background)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.runner)
+        # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
+        ProcessCollector(registry=self.registry)
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()

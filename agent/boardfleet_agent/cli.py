@@ -1,0 +1,143 @@
+"""``boardfleet-agent``: serve a board's telemetry as Prometheus metrics."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from prometheus_client.exposition import generate_latest
+
+from boardfleet_agent import __version__
+from boardfleet_agent.app import Agent
+from boardfleet_agent.config import (
+    DEFAULT_LISTEN,
+    PLATFORM_CHOICES,
+    AgentConfig,
+    ConfigError,
+    load_file,
+)
+from boardfleet_agent.registry import all_collectors
+from boardfleet_agent.server import MetricsServer, parse_listen
+
+log = logging.getLogger("boardfleet.agent")
+
+DESCRIPTION = """\
+Serve an embedded AI board's telemetry (accelerator memory, DDR bandwidth, CPU,
+temperatures) as Prometheus metrics on /metrics.
+
+Every file is read under --sysroot, so the agent can run against a copy of a board's
+/proc and /sys. Slow sources (MMZ, vendor DDR tools) are sampled in the background and
+served from a cache. Settings come from defaults, then --config FILE (TOML), then flags.
+"""
+
+EPILOG = """\
+examples:
+  boardfleet-agent                                   serve on %s
+  boardfleet-agent --once --sysroot tests/fixtures/hi3516ev200
+  boardfleet-agent --no-collector.processes --collector.mmz
+  boardfleet-agent --list-collectors
+""" % DEFAULT_LISTEN
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="boardfleet-agent", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="TOML config file (same settings as flags)")
+    p.add_argument("--sysroot", metavar="DIR",
+                   help="root under which /proc, /sys and tools are read (default /)")
+    p.add_argument("--platform", choices=PLATFORM_CHOICES,
+                   help="vendor platform; auto detects it from the sysroot (default auto)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="HTTP listen address (default %s)" % DEFAULT_LISTEN)
+    p.add_argument("--once", action="store_true",
+                   help="print one scrape's metrics to stdout and exit")
+    p.add_argument("--list-collectors", action="store_true",
+                   help="list collectors, their platforms and defaults, and exit")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    g = p.add_argument_group("collectors", "enable or disable collectors one by one")
+    g.add_argument("--collector.disable-defaults", dest="disable_defaults",
+                   action="store_true", default=None,
+                   help="run only the collectors enabled explicitly")
+    for name, cls in all_collectors().items():
+        g.add_argument("--collector." + name, dest="c_" + name, action="store_true",
+                       default=None, help=_collector_help(cls))
+        g.add_argument("--no-collector." + name, dest="c_" + name, action="store_false",
+                       help=argparse.SUPPRESS)
+    return p
+
+
+def _collector_help(cls: type) -> str:
+    where = ", ".join(sorted(cls.platforms)) if cls.platforms else "all platforms"
+    state = "on" if cls.default_enabled else "off"
+    return "%s [%s; default %s; --no-collector.%s disables]" % (cls.help, where, state, cls.name)
+
+
+def resolve_config(args: argparse.Namespace) -> AgentConfig:
+    cfg = load_file(args.config) if args.config else AgentConfig()
+    for key in ("sysroot", "platform", "listen", "log_level"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.disable_defaults:
+        cfg.disable_defaults = True
+    for name in all_collectors():
+        choice = getattr(args, "c_" + name)
+        if choice is not None:
+            cfg.set_enabled(name, choice)
+    return cfg
+
+
+def list_collectors(out=sys.stdout) -> None:
+    for name, cls in all_collectors().items():
+        where = ",".join(sorted(cls.platforms)) or "all"
+        mode = "background %gs" % cls.default_interval if cls.background else "per scrape"
+        out.write("%-14s %-4s %-22s %-16s %s\n" % (
+            name, "on" if cls.default_enabled else "off", where, mode, cls.help))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = resolve_config(args)
+    except ConfigError as e:
+        sys.stderr.write("boardfleet-agent: %s\n" % e)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.list_collectors:
+        list_collectors()
+        return 0
+    agent = Agent(cfg, background=not args.once)
+    if args.once:
+        agent.runner.sample_background_now()
+        sys.stdout.write(generate_latest(agent.registry).decode())
+        return 0
+    return serve(agent, cfg.listen)
+
+
+def serve(agent: Agent, listen: str) -> int:
+    try:
+        addr = parse_listen(listen)
+        server = MetricsServer(addr, agent.registry, agent.platform)
+    except (ValueError, OSError) as e:
+        sys.stderr.write("boardfleet-agent: cannot listen on %s: %s\n" % (listen, e))
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent.start()
+    server.serve_in_thread()
+    log.info("boardfleet-agent %s serving %s (platform %s, sysroot %s, %d collectors)",
+             __version__, listen, agent.platform, agent.cfg.sysroot, len(agent.collectors))
+    while not stop.wait(3600):
+        pass
+    log.info("stopping")
+    server.shutdown()
+    server.server_close()
+    agent.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Collectors, one per module; each registers itself with ``@register``."""

@@ -1,0 +1,1 @@
+"""Pure parsers: board text in, records out. They raise only ``ParseError``."""

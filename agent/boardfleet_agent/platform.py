@@ -1,0 +1,54 @@
+"""Which vendor platform a sysroot belongs to, and what ``board_info`` says about it."""
+
+from typing import Dict
+
+from boardfleet_agent.source import Source
+
+HISI_MARKERS = ("/proc/media-mem", "/proc/umap")
+HORIZON_MARKERS = ("/sys/devices/system/bpu",)
+SNAPDRAGON_MARKERS = ("/sys/class/kgsl",)
+DT_MODEL = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+DT_COMPATIBLE = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
+HORIZON_WORDS = ("horizon", "hobot", "d-robotics", "rdk", "sunrise", "journey")
+
+
+def read_dt(src: Source, paths: tuple) -> str:
+    """First readable device-tree string property, NUL separators turned into spaces."""
+    for p in paths:
+        try:
+            return src.read_text(p).replace("\x00", " ").strip()
+        except OSError:
+            continue
+    return ""
+
+
+def detect(src: Source) -> str:
+    """Guess the platform: hisi, horizon, snapdragon, or generic."""
+    if any(src.exists(p) for p in HISI_MARKERS):
+        return "hisi"
+    model = read_dt(src, DT_MODEL).lower()
+    compatible = read_dt(src, DT_COMPATIBLE).lower()
+    if any(src.exists(p) for p in HORIZON_MARKERS) or any(
+            w in model or w in compatible for w in HORIZON_WORDS):
+        return "horizon"
+    if any(src.exists(p) for p in SNAPDRAGON_MARKERS) or "qcom" in compatible:
+        return "snapdragon"
+    return "generic"
+
+
+def describe(src: Source) -> Dict[str, str]:
+    """``soc``, ``model`` and ``kernel`` for ``board_info`` (empty strings when unknown)."""
+    model = read_dt(src, DT_MODEL)
+    compatible = [c for c in read_dt(src, DT_COMPATIBLE).split(" ") if c]
+    # The device tree lists compatibles from most to least specific; the last is the SoC.
+    soc = compatible[-1] if compatible else ""
+    kernel = ""
+    try:
+        kernel = src.read_text("/proc/sys/kernel/osrelease").strip()
+    except OSError:
+        try:
+            parts = src.read_text("/proc/version").split()
+            kernel = parts[2] if len(parts) > 2 else ""
+        except OSError:
+            pass
+    return {"soc": soc, "model": model, "kernel": kernel}

@@ -1,0 +1,81 @@
+"""The HTTP endpoint: ``/metrics``, a landing page and ``/-/healthy``."""
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Tuple
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from boardfleet_agent import __version__
+
+log = logging.getLogger("boardfleet.agent")
+
+LANDING = """<!doctype html>
+<html><head><title>boardfleet agent</title></head>
+<body><h1>boardfleet agent %s</h1>
+<p>Platform: %s</p>
+<p><a href="/metrics">Metrics</a></p></body></html>
+"""
+
+
+def parse_listen(value: str) -> Tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` -> (host, port); ValueError if bad."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("listen address must be HOST:PORT, got %r" % value)
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: Tuple[str, int], registry: CollectorRegistry,
+                 platform: str) -> None:
+        if ":" in addr[0]:
+            import socket
+
+            self.address_family = socket.AF_INET6
+        super().__init__(addr, _Handler)
+        self.registry = registry
+        self.platform = platform
+
+    def serve_in_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        t.start()
+        return t
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+    server_version = "boardfleet-agent/" + __version__
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            try:
+                body = generate_latest(self.server.registry)
+            except Exception:
+                log.exception("scrape failed")
+                self._send(500, b"scrape failed\n", "text/plain; charset=utf-8")
+                return
+            self._send(200, body, CONTENT_TYPE_LATEST)
+        elif path == "/":
+            page = LANDING % (__version__, self.server.platform)
+            self._send(200, page.encode(), "text/html; charset=utf-8")
+        elif path == "/-/healthy":
+            self._send(200, b"OK\n", "text/plain; charset=utf-8")
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)

@@ -1,0 +1,272 @@
+"""Where board text comes from: local files under a sysroot, or a batched remote read.
+
+Collectors only talk to a :class:`Source`, so the on-board agent (``LocalSource``) and
+the central agentless exporter (``SnapshotSource`` built from one SSH/telnet round trip)
+share every parser and collector.
+"""
+
+import contextlib
+import fnmatch
+import os
+import select
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from boardfleet_agent.errors import NoData, SourceError
+
+# Files larger than this are cut: no proc/sysfs file we read comes near it, and a
+# runaway file must not eat a 64 MB board's memory.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+# Directories searched for vendor tools (hiddrs, bspddrs, hrut_ddr, ...), under the sysroot.
+TOOL_DIRS = (
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+    "/usr/hobot/bin",
+    "/komod/bin",
+)
+
+# Vendor tools share hardware counters: never run two at once in this process.
+_TOOL_LOCK = threading.Lock()
+
+
+class Source:
+    """Read-only view of a board's files (paths are absolute, as on the board)."""
+
+    name = "source"
+
+    def read_text(self, path: str) -> str:
+        """Return the file's text; raise FileNotFoundError, PermissionError or SourceError."""
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def glob(self, pattern: str) -> List[str]:
+        """Sorted board paths matching a shell pattern (``*`` never crosses ``/``)."""
+        raise NotImplementedError
+
+    def readlink(self, path: str) -> str:
+        raise SourceError("readlink not supported by %s" % self.name)
+
+    def statvfs(self, path: str) -> os.statvfs_result:
+        raise NoData("filesystem statistics not available from %s" % self.name)
+
+    def run_tool(self, tool: str, args: Sequence[str], timeout: float,
+                 max_lines: Optional[int] = None) -> str:
+        """Run a vendor tool and return its stdout; raise NoData if it is not installed."""
+        raise NoData("vendor tools are not run through %s" % self.name)
+
+
+class LocalSource(Source):
+    """Files under a sysroot on this machine (``/`` on a board, a fixture tree in tests)."""
+
+    name = "sysroot"
+
+    def __init__(self, root: str = "/") -> None:
+        self.root = os.path.abspath(root)
+
+    def host_path(self, path: str) -> str:
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def read_text(self, path: str) -> str:
+        with open(self.host_path(path), "rb") as f:
+            data = f.read(MAX_FILE_BYTES)
+        return data.decode("utf-8", "replace")
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(self.host_path(path))
+
+    def glob(self, pattern: str) -> List[str]:
+        out = []
+        prefix = len(self.root.rstrip("/"))
+        for hp in _glob_host(self.host_path(pattern)):
+            out.append(hp[prefix:] or "/")
+        return sorted(out)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self.host_path(path))
+
+    def statvfs(self, path: str) -> os.statvfs_result:
+        return os.statvfs(self.host_path(path))
+
+    def find_tool(self, tool: str) -> Optional[str]:
+        if "/" in tool:
+            hp = self.host_path(tool)
+            return hp if os.access(hp, os.X_OK) else None
+        for d in TOOL_DIRS:
+            hp = self.host_path(os.path.join(d, tool))
+            if os.path.isfile(hp) and os.access(hp, os.X_OK):
+                return hp
+        return None
+
+    def run_tool(self, tool: str, args: Sequence[str], timeout: float,
+                 max_lines: Optional[int] = None) -> str:
+        """Run ``tool`` with a deadline, keeping what it printed.
+
+        Tools such as ``hiddrs`` print one line per interval forever; they are stopped
+        after ``max_lines`` lines or ``timeout`` seconds, whichever comes first, and the
+        output so far is returned. Runs are serialised across the whole agent.
+        """
+        exe = self.find_tool(tool)
+        if exe is None:
+            raise NoData("%s is not installed" % tool)
+        with _TOOL_LOCK:
+            return _run_bounded([exe, *args], timeout, max_lines)
+
+
+def _glob_host(pattern: str) -> Iterable[str]:
+    import glob as _glob
+
+    return _glob.glob(pattern)
+
+
+def _run_bounded(argv: List[str], timeout: float, max_lines: Optional[int]) -> str:
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as e:
+        raise SourceError("cannot start %s: %s" % (argv[0], e)) from e
+    assert proc.stdout is not None
+    chunks: List[bytes] = []
+    lines = 0
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            lines += chunk.count(b"\n")
+            if max_lines is not None and lines >= max_lines:
+                break
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    out = b"".join(chunks)
+    if not out and proc.returncode not in (0, -signal.SIGKILL):
+        raise SourceError("%s exited with status %s and no output" % (argv[0], proc.returncode))
+    return out.decode("utf-8", "replace")
+
+
+# --- batched remote reads -------------------------------------------------------------
+
+ERROR_TOKEN = "@@BFERR"
+
+
+def batch_script(patterns: Iterable[str], nonce: str) -> str:
+    """A POSIX/busybox ``sh`` script that prints every file matching ``patterns``.
+
+    Each file is framed as ``\\n@@BF<nonce>:<path>\\n<content>``; an unreadable file's
+    content is the error token. Parse the output with :func:`parse_batch`.
+    """
+    words = " ".join(_quote_glob(p) for p in patterns)
+    marker = "@@BF%s:" % nonce
+    return (
+        "for f in %s; do [ -f \"$f\" ] || continue; printf '\\n%s%%s\\n' \"$f\"; "
+        "cat \"$f\" 2>/dev/null || printf '%s'; done; printf '\\n%sEND\\n'"
+        % (words, marker, ERROR_TOKEN + nonce, marker)
+    )
+
+
+def _quote_glob(pattern: str) -> str:
+    """Quote a glob for sh so that only ``*``, ``?`` and ``[...]`` stay special."""
+    out = []
+    for part in _split_glob(pattern):
+        out.append(part if part and part[0] in "*?[" else shlex.quote(part))
+    return "".join(out)
+
+
+def _split_glob(pattern: str) -> List[str]:
+    parts: List[str] = []
+    buf = ""
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch in "*?":
+            parts += [buf, ch]
+            buf = ""
+        elif ch == "[":
+            end = pattern.find("]", i + 2)
+            if end == -1:
+                buf += ch
+            else:
+                parts += [buf, pattern[i:end + 1]]
+                buf = ""
+                i = end
+        else:
+            buf += ch
+        i += 1
+    parts.append(buf)
+    return [p for p in parts if p]
+
+
+def parse_batch(output: str, nonce: str) -> Dict[str, Optional[str]]:
+    """Split :func:`batch_script` output into ``{path: text}`` (``None`` = unreadable)."""
+    marker = "\n@@BF%s:" % nonce
+    files: Dict[str, Optional[str]] = {}
+    pieces = output.split(marker)
+    for piece in pieces[1:]:
+        path, _, content = piece.partition("\n")
+        if path == "END":
+            break
+        if content.endswith(ERROR_TOKEN + nonce):
+            files[path] = None
+        else:
+            files[path] = content
+    return files
+
+
+class SnapshotSource(Source):
+    """Files captured in one batched read of a remote board."""
+
+    name = "snapshot"
+
+    def __init__(self, files: Dict[str, Optional[str]]) -> None:
+        self.files = files
+
+    def read_text(self, path: str) -> str:
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        text = self.files[path]
+        if text is None:
+            raise PermissionError("%s could not be read on the board" % path)
+        return text
+
+    def exists(self, path: str) -> bool:
+        if path in self.files:
+            return True
+        prefix = path.rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in self.files)
+
+    def glob(self, pattern: str) -> List[str]:
+        want = pattern.split("/")
+        found = set()
+        for path in self.files:
+            have = path.split("/")
+            if len(have) < len(want):
+                continue
+            head = have[:len(want)]
+            if all(fnmatch.fnmatchcase(h, w) for h, w in zip(head, want)):
+                found.add("/".join(head))
+        return sorted(found)

@@ -1,0 +1,57 @@
+"""Running the real agent: ``--once`` output and a served agent process."""
+
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
+
+from support.net import free_port, wait_http
+
+# Families whose values depend on the host or the moment, not on the fixture.
+VOLATILE_PREFIXES = (
+    "process_", "python_", "board_collector_duration_seconds",
+    "board_collector_last_success_timestamp_seconds", "board_filesystem_",
+)
+
+
+def agent_cmd(*args: str) -> List[str]:
+    return [sys.executable, "-m", "boardfleet_agent", *args]
+
+
+def run_once(sysroot: str, *args: str) -> str:
+    out = subprocess.run(agent_cmd("--sysroot", sysroot, "--once", *args),
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout
+
+
+def stable_lines(exposition: str) -> str:
+    """Exposition text without host- or time-dependent families (for golden diffs)."""
+    keep = []
+    for line in exposition.splitlines():
+        name = line.split()[2] if line.startswith("# ") else line.split("{")[0].split(" ")[0]
+        if not name.startswith(VOLATILE_PREFIXES):
+            keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+@contextmanager
+def served_agent(sysroot: str, *args: str) -> Iterator[Tuple[str, subprocess.Popen]]:
+    """Start ``boardfleet-agent --listen 127.0.0.1:<free port>``; yield (base URL, proc)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    base = "http://127.0.0.1:%d" % port
+    try:
+        wait_http(base + "/-/healthy")
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

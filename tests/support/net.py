@@ -1,0 +1,25 @@
+"""Loopback ports and waiting for servers."""
+
+import socket
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15.0) -> str:
+    """GET ``url`` until it answers 200; return the body. Raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last: Exception = TimeoutError(url)
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError as e:
+            last = e
+            time.sleep(0.1)
+    raise TimeoutError("%s did not answer within %.0fs: %s" % (url, timeout, last))
