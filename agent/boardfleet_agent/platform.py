@@ -1,5 +1,6 @@
 """Which vendor platform a sysroot belongs to, and what ``board_info`` says about it."""
 
+import re
 from typing import Dict
 
 from boardfleet_agent.source import Source
@@ -10,6 +11,10 @@ SNAPDRAGON_MARKERS = ("/sys/class/kgsl",)
 DT_MODEL = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
 DT_COMPATIBLE = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
 HORIZON_WORDS = ("horizon", "hobot", "d-robotics", "rdk", "sunrise", "journey")
+# HiSilicon MPP modules print "[VB] Version: [Hi3516EV200_MPP_V1.0.1.1 B030 Release]"; the
+# prefix names the SDK's SoC (boards sharing one SDK, e.g. Hi3518EV300, report that SoC).
+HISI_VERSION_FILES = ("/proc/umap/sys", "/proc/umap/vb", "/proc/umap/ive")
+_HISI_SDK_SOC = re.compile(r"Version:\s*\[\s*([A-Za-z]+\d\w*?)_MPP_")
 
 
 def read_dt(src: Source, paths: tuple) -> str:
@@ -41,7 +46,7 @@ def describe(src: Source) -> Dict[str, str]:
     model = read_dt(src, DT_MODEL)
     compatible = [c for c in read_dt(src, DT_COMPATIBLE).split(" ") if c]
     # The device tree lists compatibles from most to least specific; the last is the SoC.
-    soc = compatible[-1] if compatible else ""
+    soc = compatible[-1] if compatible else hisi_sdk_soc(src)
     kernel = ""
     try:
         kernel = src.read_text("/proc/sys/kernel/osrelease").strip()
@@ -52,3 +57,15 @@ def describe(src: Source) -> Dict[str, str]:
         except OSError:
             pass
     return {"soc": soc, "model": model, "kernel": kernel}
+
+
+def hisi_sdk_soc(src: Source) -> str:
+    """``hi3516ev200`` from a HiSilicon MPP version line, or "" if there is none."""
+    for p in HISI_VERSION_FILES:
+        try:
+            m = _HISI_SDK_SOC.search(src.read_text(p))
+        except OSError:
+            continue
+        if m:
+            return m.group(1).lower()
+    return ""

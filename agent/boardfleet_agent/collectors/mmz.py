@@ -1,0 +1,140 @@
+"""HiSilicon MMZ (media memory zone) usage from ``/proc/media-mem``.
+
+Sampled in the background: reading the file takes the allocator's ``mmz_lock``, which
+the media pipeline also needs, so it is not read on every scrape.
+"""
+
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.parsers.mmz import (
+    KB,
+    MediaMem,
+    MmzZone,
+    largest_free_bytes,
+    parse_media_mem,
+    summary_consistent,
+    used_bytes,
+    zone_labels,
+)
+from boardfleet_agent.parsers.procfs import parse_pid_stat
+from boardfleet_agent.registry import Collector, register
+from boardfleet_agent.source import Source
+
+MEDIA_MEM_PATHS = ("/proc/media-mem", "/proc/umap/media-mem")
+# Owners of OT/SS928 blocks whose process is gone or unreadable: one bounded label value,
+# never a PID.
+UNKNOWN_PROCESS = "unknown"
+
+
+@register
+class MmzCollector(Collector):
+    name = "mmz"
+    help = "HiSilicon MMZ zones, allocations and owners (/proc/media-mem)"
+    platforms = frozenset({"hisi"})
+    background = True
+    default_interval = 10.0
+    paths = (*MEDIA_MEM_PATHS, "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
+
+    def collect(self, src: Source) -> Iterator[Metric]:
+        mm = parse_media_mem(read_media_mem(src))
+        if not mm.zones:
+            raise NoData("no MMZ zones (MMZ module not loaded)")
+        yield from zone_families(mm.zones)
+        owned = process_bytes(src, mm.zones)
+        if owned is not None:
+            fam = GaugeMetricFamily(
+                "board_mmz_process_bytes",
+                "MMZ bytes in blocks a process owns; a shared block counts for each owner.",
+                labels=["process"])
+            for proc in sorted(owned):
+                fam.add_metric([proc], owned[proc])
+            yield fam
+        if mm.summary is None:
+            raise ParseError("media-mem: no summary line (file cut short); zones from blocks")
+        yield from summary_families(mm)
+
+
+def read_media_mem(src: Source) -> str:
+    for path in MEDIA_MEM_PATHS:
+        if src.exists(path):
+            return src.read_text(path)
+    raise NoData("no /proc/media-mem or /proc/umap/media-mem")
+
+
+def zone_families(zones: List[MmzZone]) -> Iterator[Metric]:
+    size = GaugeMetricFamily("board_mmz_size_bytes", "Size of the MMZ zone.", labels=["zone"])
+    used = GaugeMetricFamily("board_mmz_used_bytes", "Sum of the zone's block lengths.",
+                             labels=["zone"])
+    free = GaugeMetricFamily("board_mmz_free_bytes", "Zone size minus used.", labels=["zone"])
+    hole = GaugeMetricFamily("board_mmz_largest_free_block_bytes",
+                             "Largest free hole in the zone (fragmentation).", labels=["zone"])
+    alloc_bytes = GaugeMetricFamily("board_mmz_allocation_bytes",
+                                    "Bytes held by the zone's blocks of this name.",
+                                    labels=["zone", "name"])
+    allocs = GaugeMetricFamily("board_mmz_allocations", "Number of the zone's blocks of this name.",
+                               labels=["zone", "name"])
+    for label, zone in zip(zone_labels(zones), zones):
+        size.add_metric([label], zone.size_kb * KB)
+        used.add_metric([label], used_bytes(zone))
+        free.add_metric([label], zone.size_kb * KB - used_bytes(zone))
+        hole.add_metric([label], largest_free_bytes(zone))
+        by_name: Dict[str, Tuple[int, int]] = {}
+        for b in zone.blocks:
+            total, count = by_name.get(b.name, (0, 0))
+            by_name[b.name] = (total + b.length_kb * KB, count + 1)
+        for name in sorted(by_name):
+            alloc_bytes.add_metric([label, name], by_name[name][0])
+            allocs.add_metric([label, name], by_name[name][1])
+    yield from (size, used, free, hole, alloc_bytes, allocs)
+
+
+def summary_families(mm: MediaMem) -> Iterator[Metric]:
+    assert mm.summary is not None
+    s = mm.summary
+    yield GaugeMetricFamily("board_mmz_reported_total_bytes",
+                            "MMZ total from the kernel's summary line (all zones).",
+                            value=s.total_kb * KB)
+    yield GaugeMetricFamily("board_mmz_reported_used_bytes",
+                            "MMZ used from the kernel's summary line (all zones).",
+                            value=s.used_kb * KB)
+    yield GaugeMetricFamily("board_mmz_reported_remain_bytes",
+                            "MMZ remain from the kernel's summary line (all zones).",
+                            value=s.remain_kb * KB)
+    yield GaugeMetricFamily("board_mmz_summary_consistent",
+                            "1 if the zone and block lines add up to the summary line.",
+                            value=1.0 if summary_consistent(mm) else 0.0)
+
+
+def process_bytes(src: Source, zones: List[MmzZone]) -> Optional[Dict[str, int]]:
+    """{process name: bytes} from OT/SS928 ``pid[...]`` owners; None on other SDKs."""
+    if all(b.pids is None for z in zones for b in z.blocks):
+        return None
+    names: Dict[int, str] = {}
+    out: Dict[str, int] = {}
+    for z in zones:
+        for b in z.blocks:
+            owners = set()
+            for pid in b.pids or ():
+                if pid not in names:
+                    names[pid] = process_name(src, pid)
+                owners.add(names[pid])
+            for proc in owners:
+                out[proc] = out.get(proc, 0) + b.length_kb * KB
+    return out
+
+
+def process_name(src: Source, pid: int) -> str:
+    """The ``comm`` of a PID under the source, or UNKNOWN_PROCESS if it is gone."""
+    try:
+        comm = src.read_text("/proc/%d/comm" % pid).strip()
+        if comm:
+            return comm
+    except OSError:
+        pass
+    try:
+        return parse_pid_stat(src.read_text("/proc/%d/stat" % pid)).comm or UNKNOWN_PROCESS
+    except (OSError, ParseError):
+        return UNKNOWN_PROCESS
