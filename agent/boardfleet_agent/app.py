@@ -5,6 +5,7 @@ from typing import List, Optional
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from boardfleet_agent.config import AgentConfig
+from boardfleet_agent.inference import Inference
 from boardfleet_agent.platform import detect
 from boardfleet_agent.registry import Collector, collectors_for
 from boardfleet_agent.runner import ScrapeRunner
@@ -29,9 +30,14 @@ class Agent:
         self.registry.register(self.runner)
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
         ProcessCollector(registry=self.registry)
+        # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
+        self.inference = Inference(cfg.sections, self.src)
+        self.registry.register(self.inference)
 
     def start(self) -> None:
         self.runner.start()
+        self.inference.start()
 
     def stop(self) -> None:
         self.runner.stop()
+        self.inference.stop()

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vendor platform; auto detects it from the sysroot (default auto)")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="HTTP listen address (default %s)" % DEFAULT_LISTEN)
+    p.add_argument("--statsd-listen", metavar="HOST:PORT",
+                   help="UDP address for StatsD inference timings, or 'off' "
+                        "(default 127.0.0.1:8125)")
     p.add_argument("--once", action="store_true",
                    help="print one scrape's metrics to stdout and exit")
     p.add_argument("--list-collectors", action="store_true",
@@ -82,6 +85,8 @@ def resolve_config(args: argparse.Namespace) -> AgentConfig:
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, value)
+    if args.statsd_listen is not None:
+        cfg.sections.setdefault("statsd", {})["listen"] = args.statsd_listen
     if args.disable_defaults:
         cfg.disable_defaults = True
     for name in all_collectors():
@@ -112,7 +117,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.list_collectors:
         list_collectors()
         return 0
-    agent = Agent(cfg, background=not args.once)
+    try:
+        agent = Agent(cfg, background=not args.once)
+    except ConfigError as e:
+        sys.stderr.write("boardfleet-agent: %s\n" % e)
+        return 2
     if args.once:
         agent.runner.sample_background_now()
         sys.stdout.write(generate_latest(agent.registry).decode())

@@ -1,0 +1,168 @@
+"""Inference telemetry: StatsD intake, log tails and model loads, as one custom collector.
+
+Settings come from the config file's ``[statsd]``, ``[inference]`` and ``[logtail]``
+tables (see docs/inference.md)::
+
+    [statsd]
+    listen = "127.0.0.1:8125"      # "off" disables the UDP intake
+    max_packet_bytes = 8192
+
+    [inference]
+    tags = ["backend"]             # DogStatsD tags kept as labels besides model
+    max_models = 50
+    max_series = 500
+
+    [logtail]
+    poll_interval = 0.5
+    [logtail.yolo]
+    path = "/var/log/yolo_perf.log"
+    model = "yolov8"               # default: the table name
+    pattern = "hrt_model_exec"     # built-in name, or a regex with named groups
+"""
+
+import re
+import threading
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from boardfleet_agent.config import ConfigError
+from boardfleet_agent.intake import UdpIntake
+from boardfleet_agent.latency import LatencyHistograms
+from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats, LogTailer
+from boardfleet_agent.modelload import ModelLoads
+from boardfleet_agent.procmem import dmabuf_bytes
+from boardfleet_agent.server import parse_listen
+from boardfleet_agent.source import Source
+from boardfleet_agent.statsd import LABEL_VALUE, MAX_PACKET_BYTES, REASONS, parse_datagram
+
+DEFAULT_STATSD_LISTEN = "127.0.0.1:8125"
+LOAD_BEGIN = "model_load_begin"
+LOAD_END = "model_load"
+MAX_PID = 1 << 22
+_TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+
+
+class Inference:
+    """Owns the intake thread and tailers; a prometheus_client custom collector."""
+
+    def __init__(self, sections: Mapping[str, Mapping[str, Any]], src: Source) -> None:
+        statsd = sections.get("statsd", {})
+        inference = sections.get("inference", {})
+        listen = _get(statsd, "statsd", "listen", str, DEFAULT_STATSD_LISTEN)
+        self.max_packet = _get(statsd, "statsd", "max_packet_bytes", int, MAX_PACKET_BYTES)
+        self.tags: List[str] = _get(inference, "inference", "tags", list, ["backend"])
+        if "model" in self.tags or not all(_TAG_NAME.match(t) for t in self.tags):
+            raise ConfigError("inference.tags must be tag names other than model")
+        max_models = _get(inference, "inference", "max_models", int, 50)
+        self.histograms = LatencyHistograms(
+            self.tags, max_models, _get(inference, "inference", "max_series", int, 500))
+        self.loads = ModelLoads(lambda pid: dmabuf_bytes(src, pid), max_models)
+        self.logstats = LogStats()
+        self.tailer = _tailer(sections.get("logtail", {}), self.logstats)
+        self.rejected = dict.fromkeys(REASONS, 0)
+        self._heard = False
+        self._lock = threading.Lock()
+        self.intake: Optional[UdpIntake] = None
+        if listen != "off":
+            try:
+                self.intake = UdpIntake(parse_listen(listen), self.handle)
+            except ValueError as e:
+                raise ConfigError("statsd listen: %s" % e) from None
+
+    def start(self) -> None:
+        if self.intake is not None:
+            self.intake.start()
+        self.tailer.start()
+
+    def stop(self) -> None:
+        if self.intake is not None:
+            self.intake.stop()
+        self.tailer.stop()
+
+    def handle(self, data: bytes) -> None:
+        """Account for one datagram (the hot path)."""
+        samples, rejects = parse_datagram(data, self.max_packet)
+        for s in samples:
+            if s.type == "ms" and s.name != LOAD_END:
+                model = s.tags.get("model", s.name)
+                labels = (model, *(s.tags.get(t, "") for t in self.tags))
+                if all(v == "" or LABEL_VALUE.match(v) for v in labels) and model:
+                    reason = self.histograms.observe(labels, s.value / 1000.0, 1.0 / s.rate)
+                else:
+                    reason = "bad_label"
+            elif s.name in (LOAD_BEGIN, LOAD_END):
+                reason = self._load(s.name, s.tags, s.value / 1000.0)
+            else:
+                reason = "unknown_type"
+            if reason:
+                rejects.append(reason)
+        with self._lock:
+            self._heard = True
+            for r in rejects:
+                self.rejected[r] += 1
+
+    def _load(self, name: str, tags: Dict[str, str], seconds: float) -> Optional[str]:
+        model, stage, pid_text = tags.get("model", ""), tags.get("stage", ""), tags.get("pid")
+        pid = (int(pid_text) if pid_text and pid_text.isascii() and pid_text.isdigit()
+               and len(pid_text) < 8 else None)
+        if not LABEL_VALUE.match(model) or (pid_text is not None and
+                                            (pid is None or not 0 < pid < MAX_PID)):
+            return "bad_label"
+        if name == LOAD_BEGIN:
+            return self.loads.begin(model, stage, pid)
+        return self.loads.end(model, stage, pid, seconds)
+
+    def describe(self) -> List[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        fam = self.histograms.family()
+        if fam.samples:
+            yield fam
+        yield from self.loads.collect()
+        yield from self.logstats.collect()
+        with self._lock:
+            heard, rejected = self._heard, sorted(self.rejected.items())
+        if heard:
+            counter = CounterMetricFamily(
+                "board_inference_rejected_total",
+                "StatsD lines or packets dropped by the inference intake, by reason.",
+                labels=["reason"])
+            for reason, n in rejected:
+                counter.add_metric([reason], n)
+            yield counter
+
+
+def _get(table: Mapping[str, Any], where: str, key: str, kind: Any, default: Any) -> Any:
+    """``table[key]`` checked against ``kind`` (numbers must be positive)."""
+    value = table.get(key, default)
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind) or (
+            kind is list and not all(isinstance(v, str) for v in value)):
+        raise ConfigError("%s.%s has the wrong type" % (where, key))
+    if kind in (int, (int, float)) and value <= 0:
+        raise ConfigError("%s.%s must be positive" % (where, key))
+    if kind is str and not value:
+        raise ConfigError("%s.%s must not be empty" % (where, key))
+    return value
+
+
+def _tailer(table: Mapping[str, Any], stats: LogStats) -> LogTailer:
+    interval = float(_get(table, "logtail", "poll_interval", (int, float), 0.5))
+    files: List[Tuple[FileFollower, LogPattern, str]] = []
+    for name, spec in sorted(table.items()):
+        if not isinstance(spec, dict):
+            continue
+        where = "logtail." + name
+        model = _get(spec, where, "model", str, name)
+        if not LABEL_VALUE.match(model):
+            raise ConfigError("%s.model: %r is not a valid label value" % (where, model))
+        try:
+            pattern = LogPattern.named_or_regex(
+                _get(spec, where, "pattern", str, "hrt_model_exec"))
+        except Exception as e:
+            raise ConfigError("%s.pattern: %s" % (where, e)) from None
+        follower = FileFollower(_get(spec, where, "path", str, ""),
+                                _get(spec, where, "from_start", bool, False))
+        files.append((follower, pattern, model))
+    return LogTailer(files, stats, max(0.05, interval))

@@ -1,0 +1,86 @@
+"""Per-model latency histograms with a cardinality cap, cheap to update from a hot loop.
+
+Observations only take a short lock and bump a bucket; a scrape copies the counters
+under the same lock and builds the exposition afterwards, so it never holds up intake.
+"""
+
+import bisect
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from prometheus_client.core import HistogramMetricFamily
+
+# Upper bounds in seconds, 0.1 ms .. 10 s in x2 / x2.5 steps (+Inf is added).
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+           0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Labels = Tuple[str, ...]
+
+
+class _Series:
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0.0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+
+class LatencyHistograms:
+    """``board_inference_latency_seconds`` by ``model`` plus the allowed extra tags.
+
+    At most ``max_models`` distinct models and ``max_series`` label sets are stored;
+    observations that would add more are refused with a reason instead.
+    """
+
+    def __init__(self, extra_labels: Sequence[str] = (), max_models: int = 50,
+                 max_series: int = 500) -> None:
+        self.label_names = ["model", *extra_labels]
+        self.max_models = max_models
+        self.max_series = max_series
+        self._series: Dict[Labels, _Series] = {}
+        self._models: Dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, labels: Labels, seconds: float, weight: float = 1.0) -> Optional[str]:
+        """Add ``weight`` observations of ``seconds``; return a reject reason or None."""
+        with self._lock:
+            s = self._series.get(labels)
+            if s is None:
+                reason = self._admit(labels)
+                if reason:
+                    return reason
+                s = self._series[labels] = _Series()
+            s.counts[bisect.bisect_left(BUCKETS, seconds)] += weight
+            s.total += seconds * weight
+        return None
+
+    def _admit(self, labels: Labels) -> Optional[str]:
+        model = labels[0]
+        if model not in self._models and len(self._models) >= self.max_models:
+            return "too_many_models"
+        if len(self._series) >= self.max_series:
+            return "too_many_series"
+        self._models[model] = self._models.get(model, 0) + 1
+        return None
+
+    def snapshot(self) -> List[Tuple[Labels, List[float], float]]:
+        with self._lock:
+            return [(k, list(s.counts), s.total) for k, s in self._series.items()]
+
+    def family(self) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(
+            "board_inference_latency_seconds",
+            "Latency of each inference reported by apps (StatsD timings).",
+            labels=self.label_names)
+        for labels, counts, total in sorted(self.snapshot()):
+            buckets = []
+            running = 0.0
+            for bound, n in zip((*BUCKETS, float("inf")), counts):
+                running += n
+                buckets.append((_bound(bound), running))
+            fam.add_metric(list(labels), buckets, total)
+        return fam
+
+
+def _bound(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)

@@ -1,0 +1,115 @@
+"""StatsD / DogStatsD datagram parsing (pure: no sockets, no state).
+
+A datagram holds lines ``<name>:<value>|<type>[|@<rate>][|#<tag>:<value>,...]``
+separated by newlines. Only the types the inference intake uses are accepted: ``ms``
+(timings) and ``c`` (counters, for model-load events). Every rejected line or packet
+is reported by a reason from :data:`REASONS`; nothing here raises on bad input.
+"""
+
+import math
+import re
+from typing import Dict, List, NamedTuple, Tuple, Union
+
+MAX_PACKET_BYTES = 8192
+# A timing above one hour is a unit or clock bug, not an inference.
+MAX_TIMING_MS = 3600.0 * 1000.0
+TYPES = ("ms", "c")
+
+REASONS = (
+    "malformed", "unknown_type", "not_finite", "negative", "too_large",
+    "oversized_packet", "bad_encoding", "bad_label", "too_many_models", "too_many_series",
+)
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,128}\Z")
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_NUMBER = re.compile(
+    r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z|[-+]?(?:nan|inf|infinity)\Z",
+    re.ASCII | re.IGNORECASE)
+# Label values taken from names and tags: short, printable ASCII, no separators.
+LABEL_VALUE = re.compile(r"[A-Za-z0-9_.\-/]{1,64}\Z")
+
+
+class Sample(NamedTuple):
+    """One accepted line. ``value`` is in the line's unit (milliseconds for ``ms``)."""
+
+    name: str
+    type: str
+    value: float
+    rate: float
+    tags: Dict[str, str]
+
+
+def parse_line(line: str) -> Union[Sample, str]:
+    """Parse one line into a :class:`Sample`, or return the reason it is rejected."""
+    name, sep, rest = line.partition(":")
+    if not sep or not _NAME.match(name):
+        return "malformed"
+    parts = rest.split("|")
+    if len(parts) < 2:
+        return "malformed"
+    mtype = parts[1]
+    if mtype not in TYPES:
+        return "unknown_type"
+    text = parts[0]
+    if not _NUMBER.match(text):
+        return "malformed"
+    value = float(text)
+    if not math.isfinite(value):
+        return "not_finite"
+    if value < 0:
+        return "negative"
+    if mtype == "ms" and value > MAX_TIMING_MS:
+        return "too_large"
+    rate = 1.0
+    tags: Dict[str, str] = {}
+    seen = set()
+    for part in parts[2:]:
+        kind = part[:1]
+        if kind in seen or kind not in ("@", "#"):
+            return "malformed"
+        seen.add(kind)
+        if kind == "@":
+            if not _NUMBER.match(part[1:]):
+                return "malformed"
+            rate = float(part[1:])
+            if not 0.0 < rate <= 1.0:
+                return "malformed"
+        else:
+            for tag in part[1:].split(","):
+                key, _, val = tag.partition(":")
+                if not _TAG_KEY.match(key):
+                    return "malformed"
+                tags[key] = val
+    return Sample(name, mtype, value, rate, tags)
+
+
+def parse_datagram(data: bytes,
+                   max_bytes: int = MAX_PACKET_BYTES) -> Tuple[List[Sample], List[str]]:
+    """Split a datagram into accepted samples and the reasons of rejected lines."""
+    if len(data) > max_bytes:
+        return [], ["oversized_packet"]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], ["bad_encoding"]
+    samples: List[Sample] = []
+    rejects: List[str] = []
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        got = parse_line(line)
+        if isinstance(got, str):
+            rejects.append(got)
+        else:
+            samples.append(got)
+    return samples, rejects
+
+
+def format_line(name: str, value: float, mtype: str = "ms",
+                tags: Union[Dict[str, str], None] = None) -> str:
+    """One StatsD line, the inverse of :func:`parse_line` for accepted input."""
+    line = "%s:%s|%s" % (name, repr(float(value)), mtype)
+    if tags:
+        line += "|#" + ",".join("%s:%s" % kv for kv in tags.items())
+    return line
