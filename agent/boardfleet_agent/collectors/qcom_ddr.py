@@ -1,0 +1,85 @@
+"""Snapdragon DDR frequency and its ratio to the highest DDR frequency.
+
+No public Snapdragon file gives measured DDR traffic, so the "utilisation" exported here
+is a frequency (or bandwidth-vote) ratio: how far DCVS has raised DDR towards its top
+level. GKI kernels (5.10+): ``/sys/devices/system/cpu/bus_dcvs/DDR/{cur_freq,
+available_frequencies}`` in kHz, ``source="bus_dcvs_freq"``. Older msm kernels: the
+devfreq node ``*cpu-llcc-ddr-bw*`` (else ``*cpubw*``), whose ``cur_freq`` is a bw_hwmon
+vote in MB/s, so it yields only the ratio (``source="devfreq_freq"``), no frequency.
+"""
+
+from typing import Iterator, List, Optional
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from boardfleet_agent.errors import NoData
+from boardfleet_agent.parsers.devfreq import (
+    frequency_ratio,
+    parse_available_frequencies,
+    parse_frequency,
+)
+from boardfleet_agent.registry import Collector, register
+from boardfleet_agent.source import Source
+
+BUS_DCVS = "/sys/devices/system/cpu/bus_dcvs/DDR"
+DEVFREQ_NODES = ("/sys/class/devfreq/*cpu-llcc-ddr-bw*", "/sys/class/devfreq/*cpubw*")
+CONTROLLER = "DDR"
+RATIO_HELP = ("DDR current frequency (or bandwidth vote) ÷ the highest available one; "
+              "a frequency/vote ratio, not measured traffic.")
+
+
+@register
+class QcomDdrCollector(Collector):
+    name = "qcom_ddr"
+    help = "Snapdragon DDR frequency and frequency/vote ratio (bus_dcvs or devfreq)"
+    platforms = frozenset({"snapdragon"})
+    paths = (BUS_DCVS + "/cur_freq", BUS_DCVS + "/available_frequencies",
+             *(n + "/" + f for n in DEVFREQ_NODES
+               for f in ("cur_freq", "available_frequencies")))
+
+    def collect(self, src: Source) -> Iterator[Metric]:
+        if src.exists(BUS_DCVS + "/cur_freq"):
+            path = BUS_DCVS + "/cur_freq"
+            khz = parse_frequency(src.read_text(path), path)
+            fam = GaugeMetricFamily("board_ddr_frequency_hertz",
+                                    "Current DDR frequency (DCVS vote).",
+                                    labels=["controller"])
+            fam.add_metric([CONTROLLER], khz * 1000.0)
+            yield fam
+            available = _available(src, BUS_DCVS)
+            if available is not None:
+                yield _ratio("bus_dcvs_freq", frequency_ratio(khz, available))
+            return
+        node = _devfreq_node(src)
+        if node is None:
+            raise NoData("no bus_dcvs/DDR and no DDR bandwidth devfreq node")
+        path = node + "/cur_freq"
+        vote = parse_frequency(src.read_text(path), path)
+        available = _available(src, node)
+        if available is None:
+            raise NoData("%s has no available_frequencies" % node)
+        yield _ratio("devfreq_freq", frequency_ratio(vote, available))
+
+
+def _available(src: Source, node: str) -> Optional[List[int]]:
+    path = node + "/available_frequencies"
+    try:
+        text = src.read_text(path)
+    except FileNotFoundError:
+        return None
+    return parse_available_frequencies(text, path)
+
+
+def _devfreq_node(src: Source) -> Optional[str]:
+    for pattern in DEVFREQ_NODES:
+        for node in src.glob(pattern):
+            if src.exists(node + "/cur_freq"):
+                return node
+    return None
+
+
+def _ratio(source: str, value: float) -> Metric:
+    fam = GaugeMetricFamily("board_ddr_utilization_ratio", RATIO_HELP,
+                            labels=["controller", "source"])
+    fam.add_metric([CONTROLLER, source], value)
+    return fam
