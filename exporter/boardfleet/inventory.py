@@ -10,6 +10,7 @@ Example ``boards.yml``::
         mode: agentless           # agent (runs boardfleet-agent) | agentless (probed)
         transport: ssh            # ssh | telnet (agentless only)
         labels: {rack: r1, owner: vision, lab: sz}
+        sysroot: /                # agentless: where the board's /proc and /sys are (tests)
 
 The inventory feeds Prometheus (file SD under ``prometheus/targets/`` and the fleet
 service's HTTP SD) and the installer.
@@ -26,6 +27,7 @@ import yaml
 from boardfleet_agent.config import DEFAULT_PORT
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+SYSROOT_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PLATFORMS = ("auto", "hisi", "horizon", "snapdragon", "generic")
 MODES = ("agent", "agentless")
@@ -49,6 +51,7 @@ class Board:
     transport: str = "ssh"
     agent_port: int = DEFAULT_PORT
     labels: Dict[str, str] = field(default_factory=dict)
+    sysroot: str = "/"
 
     def validate(self, where: str = "board") -> None:
         w = "%s %r" % (where, self.name)
@@ -66,6 +69,9 @@ class Board:
                              ("transport", TRANSPORTS)):
             if getattr(self, key) not in allowed:
                 raise InventoryError("%s: %s must be one of %s" % (w, key, ", ".join(allowed)))
+        if (not isinstance(self.sysroot, str) or not SYSROOT_RE.match(self.sysroot)
+                or "/../" in self.sysroot + "/"):
+            raise InventoryError("%s: sysroot must be an absolute path of plain characters" % w)
         if not isinstance(self.labels, dict):
             raise InventoryError("%s: labels must be a mapping" % w)
         for k, v in self.labels.items():

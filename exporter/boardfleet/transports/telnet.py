@@ -1,0 +1,174 @@
+"""Telnet sessions to busybox ``telnetd``: login-prompt handling and framed commands.
+
+After the ``login:``/``Password:`` exchange (skipped when the board opens a shell
+directly), echo is switched off and every command is framed by sentinels the shell
+prints but whose echo differs (``BF""S`` echoes as typed, prints as ``BFS``).
+"""
+
+import contextlib
+import re
+import secrets
+import socket
+import time
+
+from boardfleet.inventory import Board
+from boardfleet.transports import Session, TransportError
+from boardfleet.transports.secrets import Credentials
+
+IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+ECHO, SGA = 1, 3
+MAX_OUTPUT = 16 * 1024 * 1024
+LOGIN_RE = re.compile(rb"(?:login|username)\s*:\s*$", re.I)
+PASSWORD_RE = re.compile(rb"password\s*:\s*$", re.I)
+PROMPT_RE = re.compile(rb"[#$>%]\s*$")
+REFUSED_RE = re.compile(rb"login incorrect|incorrect password|access denied|failed", re.I)
+
+
+class TelnetStream:
+    """A socket speaking just enough telnet: options refused except echo and SGA."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._pending = b""
+
+    def send_line(self, text: str) -> None:
+        self.sock.sendall(text.encode("utf-8").replace(b"\xff", b"\xff\xff") + b"\r\n")
+
+    def read_until(self, patterns: list[re.Pattern[bytes]], deadline: float,
+                   what: str) -> tuple[int, bytes]:
+        """Read until one pattern matches the text so far; return (its index, text)."""
+        buf = b""
+        while True:
+            for i, p in enumerate(patterns):
+                if p.search(buf):
+                    return i, buf
+            if len(buf) > MAX_OUTPUT:
+                raise TransportError("answer larger than %d bytes" % MAX_OUTPUT)
+            buf += self._recv(deadline, what)
+
+    def _recv(self, deadline: float, what: str) -> bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TransportError("timed out waiting for %s" % what)
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            raise TransportError("timed out waiting for %s" % what) from None
+        except OSError as e:
+            raise TransportError("connection failed: %s" % (e.strerror or type(e).__name__)) \
+                from None
+        if not data:
+            raise TransportError("connection closed while waiting for %s" % what)
+        return self._strip_commands(self._pending + data)
+
+    def _strip_commands(self, data: bytes) -> bytes:
+        """Drop telnet commands from ``data``, answering option negotiation."""
+        out = bytearray()
+        replies = bytearray()
+        i = 0
+        self._pending = b""
+        while i < len(data):
+            b = data[i]
+            if b != IAC:
+                out.append(b)
+                i += 1
+                continue
+            if i + 1 >= len(data):
+                self._pending = data[i:]
+                break
+            cmd = data[i + 1]
+            if cmd == IAC:
+                out.append(IAC)
+                i += 2
+            elif cmd in (DO, DONT, WILL, WONT):
+                if i + 2 >= len(data):
+                    self._pending = data[i:]
+                    break
+                opt = data[i + 2]
+                if cmd == DO:
+                    replies += bytes((IAC, WILL if opt == SGA else WONT, opt))
+                elif cmd == WILL:
+                    replies += bytes((IAC, DO if opt in (ECHO, SGA) else DONT, opt))
+                i += 3
+            elif cmd == SB:
+                end = data.find(bytes((IAC, SE)), i + 2)
+                if end == -1:
+                    self._pending = data[i:]
+                    break
+                i = end + 2
+            else:
+                i += 2
+        if replies:
+            self.sock.sendall(bytes(replies))
+        return bytes(out)
+
+
+class TelnetSession(Session):
+    def __init__(self, name: str, stream: TelnetStream) -> None:
+        self.name = name
+        self.stream = stream
+
+    def run(self, command: str, timeout: float) -> str:
+        if "\n" in command:
+            raise TransportError("%s: telnet commands must be one line" % self.name)
+        deadline = time.monotonic() + timeout
+        tag = secrets.token_hex(6)
+        start, end = b"BFS" + tag.encode() + b"\n", b"BFE" + tag.encode()
+        try:
+            self.stream.send_line('echo BF""S%s; %s; echo BF""E%s' % (tag, command, tag))
+            _, raw = self.stream.read_until([re.compile(re.escape(end) + rb"\r?\n")],
+                                            deadline, "command output")
+        except TransportError as e:
+            raise TransportError("%s: %s" % (self.name, e)) from None
+        text = raw.replace(b"\r\n", b"\n")
+        begin = text.find(start)
+        if begin == -1:
+            raise TransportError("%s: telnet output lost its start marker" % self.name)
+        body = text[begin + len(start):text.rfind(end)]
+        return body.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.sock.close()
+
+
+def connect_telnet(board: Board, creds: Credentials, timeout: float) -> TelnetSession:
+    """Connect and log in; the password is sent only after a ``Password:`` prompt."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((board.host, board.port), timeout=timeout)
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise TransportError("%s: cannot connect over telnet: %s" % (board.name, reason)) \
+            from None
+    stream = TelnetStream(sock)
+    try:
+        _login(stream, creds.user or board.user, creds.password, deadline)
+        # Quiet, newline-clean shell for framed commands (stty may be absent: harmless).
+        stream.send_line("stty -echo -onlcr 2>/dev/null; echo BF\"\"READY")
+        stream.read_until([re.compile(rb"BFREADY\r?\n")], deadline, "the shell")
+    except TransportError as e:
+        sock.close()
+        raise TransportError("%s: %s" % (board.name, e)) from None
+    return TelnetSession(board.name, stream)
+
+
+def _login(stream: TelnetStream, user: str, password: str | None, deadline: float) -> None:
+    i, _ = stream.read_until([LOGIN_RE, PASSWORD_RE, PROMPT_RE], deadline, "a login prompt")
+    if i == 2:
+        return  # telnetd -l /bin/sh: no login
+    if i == 0:
+        stream.send_line(user)
+        i, _ = stream.read_until([PASSWORD_RE, PROMPT_RE, LOGIN_RE], deadline,
+                                 "a password prompt")
+        if i == 1:
+            return
+        if i == 2:
+            raise TransportError("telnet login refused")
+    if password is None:
+        raise TransportError("telnet asks for a password and the secrets file has none")
+    stream.send_line(password)
+    i, _ = stream.read_until([PROMPT_RE, REFUSED_RE, LOGIN_RE], deadline, "a shell prompt")
+    if i != 0:
+        raise TransportError("telnet login refused")
