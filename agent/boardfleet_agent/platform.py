@@ -3,6 +3,7 @@
 import re
 from typing import Dict
 
+from boardfleet_agent.parsers.hisi_umap import sdk_version
 from boardfleet_agent.source import Source
 
 HISI_MARKERS = ("/proc/media-mem", "/proc/umap")
@@ -14,7 +15,7 @@ HORIZON_WORDS = ("horizon", "hobot", "d-robotics", "rdk", "sunrise", "journey")
 # HiSilicon MPP modules print "[VB] Version: [Hi3516EV200_MPP_V1.0.1.1 B030 Release]"; the
 # prefix names the SDK's SoC (boards sharing one SDK, e.g. Hi3518EV300, report that SoC).
 HISI_VERSION_FILES = ("/proc/umap/sys", "/proc/umap/vb", "/proc/umap/ive")
-_HISI_SDK_SOC = re.compile(r"Version:\s*\[\s*([A-Za-z]+\d\w*?)_MPP_")
+_HISI_SDK_SOC = re.compile(r"^([A-Za-z]+\d\w*?)_MPP_")
 
 
 def read_dt(src: Source, paths: tuple) -> str:
@@ -63,7 +64,7 @@ def hisi_sdk_soc(src: Source) -> str:
     """``hi3516ev200`` from a HiSilicon MPP version line, or "" if there is none."""
     for p in HISI_VERSION_FILES:
         try:
-            m = _HISI_SDK_SOC.search(src.read_text(p))
+            m = _HISI_SDK_SOC.match(sdk_version(src.read_text(p)) or "")
         except OSError:
             continue
         if m:
