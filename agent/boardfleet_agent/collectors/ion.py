@@ -1,0 +1,101 @@
+"""ION heap capacity, usage, orphans and per-process bytes from ION debugfs.
+
+Horizon boards (where HBMEM lives in ION) and pre-GKI Snapdragon kernels. Reads the
+per-heap files ``/sys/kernel/debug/ion/heaps/<heap>``, or ``heaps/all_heap_info`` when
+there are none: never both, or every heap would count twice. debugfs needs root.
+"""
+
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.parsers.ion import IonHeap, parse_all_heap_info, parse_heap_file
+from boardfleet_agent.registry import Collector, register
+from boardfleet_agent.source import Source
+
+ION_DIR = "/sys/kernel/debug/ion"
+HEAPS_DIR = ION_DIR + "/heaps"
+ALL_HEAP_INFO = HEAPS_DIR + "/all_heap_info"
+OTHER = "other"
+UNNAMED = "unknown"  # clients the kernel printed with a blank name
+
+
+@register
+class IonCollector(Collector):
+    name = "ion"
+    help = "ION heap size/used/orphaned and bytes per process (debugfs ion/heaps, root)"
+    platforms = frozenset(("horizon", "snapdragon"))
+    paths = (HEAPS_DIR + "/*",)
+    # Process series per heap; the smallest beyond this are summed into process="other".
+    defaults = {"max_processes": 50}
+
+    def collect(self, src: Source) -> Iterator[Metric]:
+        heaps, error = self._read_heaps(src)
+        size = GaugeMetricFamily("board_ion_heap_size_bytes",
+                                 "ION heap capacity ('heap total size').", labels=["heap"])
+        used = GaugeMetricFamily("board_ion_heap_used_bytes",
+                                 "Bytes allocated from the ION heap.", labels=["heap"])
+        orphaned = GaugeMetricFamily(
+            "board_ion_heap_orphaned_bytes",
+            "ION bytes in buffers no client holds a handle to (leak suspects).",
+            labels=["heap"])
+        process = GaugeMetricFamily("board_ion_process_bytes",
+                                    "ION bytes held by processes of this name.",
+                                    labels=["heap", "process"])
+        for heap in heaps:
+            if heap.capacity is not None:
+                size.add_metric([heap.name], heap.capacity)
+            used.add_metric([heap.name], heap.used)
+            orphaned.add_metric([heap.name], heap.orphaned)
+            for proc, nbytes in per_process(heap, self.settings["max_processes"]):
+                process.add_metric([heap.name, proc], nbytes)
+        yield size
+        yield used
+        yield orphaned
+        yield process
+        if error is not None:
+            raise error
+
+    def _read_heaps(self, src: Source) -> Tuple[List[IonHeap], Optional[Exception]]:
+        """Every heap that parsed, and the first error (the good heaps are still served)."""
+        files = [p for p in src.glob(HEAPS_DIR + "/*") if p != ALL_HEAP_INFO]
+        if not files:
+            text = _read(src, ALL_HEAP_INFO)
+            return parse_all_heap_info(text), None
+        heaps: List[IonHeap] = []
+        error: Optional[Exception] = None
+        for path in files:
+            try:
+                heaps.append(parse_heap_file(_read(src, path), path.rsplit("/", 1)[1]))
+            except (OSError, ParseError) as e:
+                error = error or e
+        return heaps, error
+
+
+def _read(src: Source, path: str) -> str:
+    try:
+        return src.read_text(path)
+    except PermissionError:
+        raise PermissionError("cannot read %s: permission denied (ION debugfs needs root)"
+                              % path) from None
+    except FileNotFoundError:
+        if path != ALL_HEAP_INFO:
+            raise
+        if src.exists(ION_DIR):
+            raise NoData("ION debugfs has no heap files") from None
+        raise NoData("no ION debugfs at %s" % ION_DIR) from None
+
+
+def per_process(heap: IonHeap, cap: int) -> List[Tuple[str, int]]:
+    """Client bytes summed per process name, the ``cap`` largest kept, the rest in other."""
+    sums: Dict[str, int] = {}
+    for c in heap.clients:
+        name = c.name or UNNAMED
+        sums[name] = sums.get(name, 0) + c.size
+    ranked = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = [kv for kv in ranked if kv[0] != OTHER][:max(cap, 0)]
+    names = {name for name, _ in kept}
+    if len(kept) < len(ranked):
+        kept.append((OTHER, sum(n for name, n in ranked if name not in names)))
+    return sorted(kept)

@@ -1,0 +1,190 @@
+"""Parser for ION debugfs heap files (``/sys/kernel/debug/ion/heaps/<heap>``).
+
+One grammar covers every layout seen on the fleet (all built on the kernel's
+``ion_debug_heap_show``; see shared/docs/formats/horizon.md §1 and qualcomm.md §1a):
+
+* Horizon X5/S100/J6 (kernel source, no capture): ``the heap id is N``, a capacity line
+  ``<heap> heap total size <bytes>`` (or ``<heap> allocates from kernel heap``), client
+  rows ``heap comm pid size``, buffer rows ``comm pid usage size kmap[ orphaned]``;
+  ``heaps/all_heap_info`` repeats that block once per heap.
+* Horizon X3 (4.14, kernel source): client rows ``comm pid size``, buffer rows
+  ``comm pid usage 0x<phys> size kmap[ orphaned]``.
+* Android/msm staging ION (captured): client rows ``comm pid size`` where kernel client
+  names such as ``fd900000.qcom,mdss_mdp`` overflow their column, then
+  ``orphaned allocations`` rows ``comm pid size kmap refcount``, or, on newer Android,
+  ``client pid user user_pid size mcnt rcnt``; page-pool lines may trail the totals.
+
+Names can hold spaces or be blank (``%16.s``), so numbers are taken from the right.
+Pure functions; on text they cannot read they raise ParseError and nothing else.
+"""
+
+import re
+from typing import Dict, List, NamedTuple, Optional
+
+from boardfleet_agent.errors import ParseError
+
+
+class IonClient(NamedTuple):
+    name: str  # task comm, or the kernel client name ("" when the kernel printed blanks)
+    pid: int
+    size: int
+
+
+class IonBuffer(NamedTuple):
+    name: str  # comm of the last known owner
+    pid: int
+    size: int
+    usage: str  # Horizon usage type (bpu0, vpu, ...); "" where the layout has none
+    orphaned: bool
+
+
+class IonHeap(NamedTuple):
+    name: str
+    capacity: Optional[int]  # "heap total size"; None for kernel-backed heaps and old layouts
+    used: int  # the "total" line
+    orphaned: int  # the "total orphaned" line
+    deferred_free: Optional[int]
+    clients: List[IonClient]
+    buffers: List[IonBuffer]
+
+
+_DASHES = re.compile(r"^-{8,}$")
+_HEAP_ID = re.compile(r"^the heap id is\s*:?\s*\d+$")
+_CAPACITY = re.compile(r"^(\S+)\s+heap total size\s+(\d+)$")
+_KERNEL_HEAP = re.compile(r"^(\S+)\s+allocates from kernel heap$")
+_TOTAL = re.compile(r"^(total orphaned|total|deferred free)\s+(\d+)$")
+_HEADER_WORDS = frozenset(("heap", "name", "client", "pid", "size", "user", "user_pid",
+                           "mcnt", "rcnt"))
+# "(?<!\S)" makes the pid a whole token, so a name may end in digits ("worker 3").
+_CLIENT = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\d+)$")
+# X3 prints the physical address with "%#llx": "0x..." (or a bare "0").
+_BUF_X3 = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\S+)\s+(?:0x[0-9a-fA-F]+|0)\s+(\d+)\s+-?\d+$")
+_BUF_X5 = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\S+)\s+(\d+)\s+-?\d+$")
+_BUF_ORPHAN = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\d+)\s+-?\d+\s+-?\d+$")
+_BUF_USER_PID = re.compile(
+    r"^(.*?)\s*(?<!\S)(\d+)\s+(.*?)\s*(?<!\S)\d+\s+(\d+)\s+-?\d+\s+-?\d+$")
+
+
+class _Block:
+    """One heap's lines while they are being read."""
+
+    def __init__(self) -> None:
+        self.heap_id = False
+        self.name: Optional[str] = None
+        self.capacity: Optional[int] = None
+        self.totals: Dict[str, int] = {}
+        self.clients: List[IonClient] = []
+        self.buffers: List[IonBuffer] = []
+        self.heap_column = False  # X5 client rows start with the heap name
+        self.user_pid = False  # Android "client pid user user_pid size mcnt rcnt"
+        self.in_buffers = False
+        self.orphans_only = False
+
+    def has_content(self) -> bool:
+        return bool(self.name is not None or self.totals or self.clients or self.buffers)
+
+
+def parse_heap_file(text: str, name: str) -> IonHeap:
+    """One ``heaps/<name>`` file -> its heap (``name`` is used when the file has none)."""
+    blocks = _blocks(text)
+    if len(blocks) != 1:
+        raise ParseError("ion heap %s: %d heap sections, expected 1" % (name, len(blocks)))
+    return _finish(blocks[0], name)
+
+
+def parse_all_heap_info(text: str) -> List[IonHeap]:
+    """``heaps/all_heap_info`` (every heap's block concatenated) -> heaps."""
+    heaps = []
+    for block in _blocks(text):
+        if block.name is None:
+            raise ParseError("ion all_heap_info: a heap section has no name line")
+        heaps.append(_finish(block, block.name))
+    if not heaps:
+        raise ParseError("ion all_heap_info: no heaps")
+    return heaps
+
+
+def _finish(block: _Block, name: str) -> IonHeap:
+    if "total" not in block.totals or "total orphaned" not in block.totals:
+        raise ParseError("ion heap %s: no 'total'/'total orphaned' lines (truncated?)" % name)
+    return IonHeap(name, block.capacity, block.totals["total"], block.totals["total orphaned"],
+                   block.totals.get("deferred free"), block.clients, block.buffers)
+
+
+def _blocks(text: str) -> List[_Block]:
+    blocks: List[_Block] = []
+    cur = _Block()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or _DASHES.match(line):
+            continue
+        if _HEAP_ID.match(line):
+            if cur.heap_id or cur.has_content():
+                blocks.append(cur)
+                cur = _Block()
+            cur.heap_id = True
+            continue
+        cap = _CAPACITY.match(line)
+        kernel = _KERNEL_HEAP.match(line)
+        if cap or kernel:
+            # A name line opens a new heap unless only a heap-id line came before it.
+            if cur.has_content():
+                blocks.append(cur)
+                cur = _Block()
+            if cap:
+                cur.name, cur.capacity = cap.group(1), int(cap.group(2))
+            else:
+                cur.name = kernel.group(1)
+            continue
+        total = _TOTAL.match(line)
+        if total:
+            cur.totals[total.group(1)] = int(total.group(2))
+        elif "total" not in cur.totals:
+            _row(cur, line)
+        # else: heap-specific debug_show text (page pools, ...) after the totals
+    if cur.heap_id or cur.has_content():
+        blocks.append(cur)
+    return blocks
+
+
+def _row(cur: _Block, line: str) -> None:
+    words = line.split()
+    if line.endswith("allocations (info is from last known client):"):
+        cur.in_buffers = True
+        cur.orphans_only = line.startswith("orphaned")
+    elif all(w in _HEADER_WORDS for w in words):
+        if words[:2] == ["heap", "name"]:
+            cur.heap_column = True
+        if "user_pid" in words:
+            cur.user_pid = True
+    elif cur.in_buffers:
+        cur.buffers.append(_buffer(cur, line))
+    else:
+        m = _CLIENT.match(line)
+        if not m:
+            raise ParseError("ion: bad client row %r" % line[:80])
+        name = m.group(1)
+        if cur.heap_column or cur.name is not None:
+            parts = name.split(None, 1)  # drop the X5 heap-name column
+            name = parts[1] if len(parts) == 2 else ""
+        cur.clients.append(IonClient(name.strip(), int(m.group(2)), int(m.group(3))))
+
+
+def _buffer(cur: _Block, line: str) -> IonBuffer:
+    if cur.orphans_only:
+        if cur.user_pid:
+            m = _BUF_USER_PID.match(line)
+            if m:
+                return IonBuffer(m.group(1), int(m.group(2)), int(m.group(4)), "", True)
+        else:
+            m = _BUF_ORPHAN.match(line)
+            if m:
+                return IonBuffer(m.group(1), int(m.group(2)), int(m.group(3)), "", True)
+        raise ParseError("ion: bad orphaned buffer row %r" % line[:80])
+    orphaned = line.endswith(" orphaned")
+    if orphaned:
+        line = line[:-len(" orphaned")].rstrip()
+    m = _BUF_X3.match(line) or _BUF_X5.match(line)
+    if not m:
+        raise ParseError("ion: bad buffer row %r" % line[:80])
+    return IonBuffer(m.group(1), int(m.group(2)), int(m.group(4)), m.group(3), orphaned)
