@@ -1,0 +1,126 @@
+"""Real UDP datagrams to a running agent, read back from /metrics."""
+
+import os
+import socket
+import subprocess
+import sys
+
+from inference_io import SYSROOT, free_udp_port, scrape_text, send, statsd_agent, value, wait_for
+from support.agent import agent_cmd, served_agent
+from support.promtool import check_metrics
+
+LAT = "board_inference_latency_seconds"
+
+
+def _count(model, **tags):
+    return lambda s: value(s, LAT + "_count", model=model, **tags)
+
+
+def test_histogram_counts_sums_and_buckets_are_exact(tmp_path):
+    with statsd_agent(tmp_path) as (base, udp):
+        # 0.05 ms, 3 ms (x2), 40 ms with backend tag, 2 s at rate 0.25 (counts 4).
+        send(udp, b"yolov8:0.05|ms", b"yolov8:3|ms\nyolov8:3|ms",
+             b"det.latency:40|ms|#model:yolov8,backend:bpu,camera:front",
+             b"resnet:2000|ms|@0.25")
+        s = wait_for(base, lambda s: value(s, LAT + "_count", model="resnet", backend="") == 4)
+        assert value(s, LAT + "_count", model="yolov8", backend="") == 3
+        assert abs(value(s, LAT + "_sum", model="yolov8", backend="") - 0.00605) < 1e-12
+        assert value(s, LAT + "_bucket", model="yolov8", backend="", le="0.0001") == 1
+        assert value(s, LAT + "_bucket", model="yolov8", backend="", le="0.0025") == 1
+        assert value(s, LAT + "_bucket", model="yolov8", backend="", le="0.005") == 3
+        assert value(s, LAT + "_bucket", model="yolov8", backend="", le="+Inf") == 3
+        # The model tag wins over the name; "camera" is not an allowed tag: dropped.
+        assert value(s, LAT + "_count", model="yolov8", backend="bpu") == 1
+        assert value(s, LAT + "_sum", model="yolov8", backend="bpu") == 0.04
+        assert value(s, LAT + "_sum", model="resnet", backend="") == 8.0
+        assert value(s, LAT + "_bucket", model="resnet", backend="", le="1.0") == 0
+        assert value(s, LAT + "_bucket", model="resnet", backend="", le="2.5") == 4
+        assert not any(k[0].startswith(LAT) and ("model", "det.latency") in k[1] for k in s)
+        assert check_metrics(scrape_text(base)) == []
+
+
+def test_bad_input_is_counted_by_reason_and_never_crashes(tmp_path):
+    junk = [
+        b"x:nan|ms", b"x:-3|ms", b"x:1e9|ms", b"x:1|g", b"garbage", b"\xff\xfe\xfd",
+        b"x:1|ms\n" * 3000, "m\u00f6del:1|ms".encode(), b"x:1|ms|#model:a b",
+        b"\x00" * 100, b"x:1|ms|@7", b"model_load:5|ms|#model:m,stage:cold",
+    ]
+    with statsd_agent(tmp_path) as (base, udp):
+        send(udp, *junk)
+        send(udp, b"ok:1|ms")
+        s = wait_for(base, lambda s: value(s, LAT + "_count", model="ok", backend="") == 1)
+        rej = {r: value(s, "board_inference_rejected_total", reason=r) for r in (
+            "not_finite", "negative", "too_large", "unknown_type", "malformed",
+            "bad_encoding", "oversized_packet", "bad_label")}
+        assert rej == {"not_finite": 1, "negative": 1, "too_large": 1, "unknown_type": 1,
+                       "malformed": 4, "bad_encoding": 1, "oversized_packet": 1,
+                       "bad_label": 2}
+        assert sum(1 for k in s if k[0] == LAT + "_count") == 1
+        assert check_metrics(scrape_text(base)) == []
+
+
+def test_model_cap_rejects_new_names_and_keeps_old_ones(tmp_path):
+    config = '[inference]\nmax_models = 3\ntags = ["backend", "core"]\n'
+    with statsd_agent(tmp_path, config) as (base, udp):
+        send(udp, *[b"m%d:1|ms" % i for i in range(6)])
+        send(udp, b"m0:2|ms|#core:1", b"m1:1|ms")
+        s = wait_for(base, lambda s: value(s, "board_inference_rejected_total",
+                                           reason="too_many_models") == 3
+                     and value(s, LAT + "_count", model="m1", backend="", core="") == 2)
+        models = {dict(k[1])["model"] for k in s if k[0] == LAT + "_count"}
+        assert models == {"m0", "m1", "m2"}
+        assert value(s, LAT + "_count", model="m0", backend="", core="1") == 1
+
+
+def test_app_helper_reports_through_the_agent(tmp_path):
+    app = (
+        "from boardfleet_agent.report import report_latency, timed\n"
+        "report_latency('yolov8', 0.0125)\n"
+        "for _ in range(5):\n"
+        "    with timed('yolov8', backend='bpu'):\n"
+        "        pass\n"
+        "@timed('resnet')\n"
+        "def infer():\n"
+        "    return 1\n"
+        "assert infer() + infer() == 2\n"
+    )
+    with statsd_agent(tmp_path) as (base, udp):
+        env = dict(os.environ, BOARDFLEET_STATSD="%s:%d" % udp)
+        subprocess.run([sys.executable, "-c", app], env=env, check=True, timeout=30)
+        s = wait_for(base, lambda s: value(s, LAT + "_count", model="resnet", backend="") == 2)
+        assert value(s, LAT + "_count", model="yolov8", backend="") == 1
+        assert value(s, LAT + "_sum", model="yolov8", backend="") == 0.0125
+        assert value(s, LAT + "_count", model="yolov8", backend="bpu") == 5
+        assert value(s, LAT + "_bucket", model="yolov8", backend="bpu", le="0.0001") == 5
+
+
+def test_helper_never_raises_without_an_agent():
+    app = (
+        "import time\n"
+        "from boardfleet_agent.report import report_latency, timed\n"
+        "t = time.perf_counter()\n"
+        "for i in range(2000):\n"
+        "    report_latency('m', float('nan') if i % 2 else 1e-3)\n"
+        "    with timed('m\\u00f6'):\n"
+        "        pass\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    for target in ("127.0.0.1:9", "not-an-address", "256.1.1.1:70000"):
+        env = dict(os.environ, BOARDFLEET_STATSD=target)
+        out = subprocess.run([sys.executable, "-c", app], env=env, check=True, timeout=30,
+                             capture_output=True, text=True)
+        assert float(out.stdout) < 5.0, target
+
+
+def test_intake_off_and_bad_address(tmp_path):
+    bad = subprocess.run(agent_cmd("--statsd-listen", "nowhere", "--once"),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "statsd listen" in bad.stderr
+    port = free_udp_port()
+    config = tmp_path / "agent.toml"
+    config.write_text('[statsd]\nlisten = "127.0.0.1:%d"\n' % port)
+    # The flag overrides the config file: "off" leaves the configured port unbound.
+    with served_agent(SYSROOT, "--config", str(config), "--statsd-listen", "off") as (base, _):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))
+        assert "board_inference" not in scrape_text(base)
