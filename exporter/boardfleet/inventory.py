@@ -32,6 +32,7 @@ LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PLATFORMS = ("auto", "hisi", "horizon", "snapdragon", "generic")
 MODES = ("agent", "agentless")
 TRANSPORTS = ("ssh", "telnet")
+INSTALL_KEYS = ("prefix", "listen")
 # Labels the inventory sets itself; user labels may not override them.
 RESERVED_LABELS = ("board", "platform", "mode", "instance", "job")
 
@@ -51,6 +52,8 @@ class Board:
     transport: str = "ssh"
     agent_port: int = DEFAULT_PORT
     labels: Dict[str, str] = field(default_factory=dict)
+    # Agent install settings: prefix (default /; a test seam like sysroot), listen.
+    install: Dict[str, str] = field(default_factory=dict)
     sysroot: str = "/"
 
     def validate(self, where: str = "board") -> None:
@@ -82,6 +85,13 @@ class Board:
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
                 raise InventoryError("%s: label %s must be a string" % (w, k))
         self.labels = {k: str(v) for k, v in self.labels.items()}
+        if not isinstance(self.install, dict) or not set(self.install) <= set(INSTALL_KEYS):
+            raise InventoryError("%s: install may only set %s" % (w, ", ".join(INSTALL_KEYS)))
+        for k, v in self.install.items():
+            if not isinstance(v, str) or not v or any(c in v for c in "\n\r\x00"):
+                raise InventoryError("%s: install.%s must be a one-line string" % (w, k))
+            if k != "listen" and not v.startswith("/"):
+                raise InventoryError("%s: install.%s must be an absolute path" % (w, k))
 
     def target_labels(self) -> Dict[str, str]:
         """Labels Prometheus attaches to every series of this board."""
