@@ -1,0 +1,284 @@
+"""The central stack without Docker: Prometheus and Alertmanager from local binaries (Debian
+packages), the fleet service, and demo boards (real agents on the fixture sysroots).
+
+Everything lives under one state directory: generated configs, data, logs and
+``stack.json`` (the pid and start time of every process, so ``down`` stops exactly what
+``up`` started). Each process runs in its own session; stopping sends SIGTERM to its
+process group, then SIGKILL after a grace period.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from boardfleet.inventory import Board, Inventory, load
+from boardfleet_agent.platform import detect
+from boardfleet_agent.source import LocalSource
+
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = REPO / "prometheus"
+FIXTURES = REPO / "tests" / "fixtures"
+BINARIES = {"prometheus": ("prometheus",),
+            "alertmanager": ("prometheus-alertmanager", "alertmanager")}
+# The fleet service's address in prometheus/prometheus.yml (``boardfleet serve`` default).
+SERVICE_ADDRESS = "127.0.0.1:9120"
+STOP_GRACE = 10.0
+HEALTH_TIMEOUT = 30.0
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or stop; the message says why."""
+
+
+@dataclass
+class Ports:
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    service: int = 9120
+    boards: int = 9200  # demo board i listens on boards + i
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    start: str  # /proc/<pid>/stat start time: tells our process from a reused pid
+    url: str
+    health: str
+    log: str
+
+
+@dataclass
+class Stack:
+    state: Path
+    host: str = "127.0.0.1"
+    ports: Ports = field(default_factory=Ports)
+    demo_sysroots: Path = FIXTURES
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def record(self) -> Path:
+        return self.state / "stack.json"
+
+    def running(self) -> list[Proc]:
+        """Processes of the recorded stack that are still alive."""
+        return [p for p in self.recorded() if _start_time(p.pid) == p.start]
+
+    def recorded(self) -> list[Proc]:
+        if not self.record.is_file():
+            return []
+        return [Proc(**d) for d in json.loads(self.record.read_text())]
+
+    def up(self) -> list[Proc]:
+        """Start every piece, wait until each answers its health URL; stop all on failure."""
+        if self.running():
+            raise StackError("a stack is already running from %s: run 'boardfleet stack down'"
+                             % self.state)
+        binaries = {name: _binary(name) for name in BINARIES}
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(exist_ok=True)
+        procs: list[Proc] = []
+        try:
+            inventory = self._inventory()
+            for board in (b for b in inventory if b.labels.get("demo") == "true"):
+                procs.append(self._spawn(
+                    "board-" + board.name,
+                    _agent_cmd(board.sysroot, "%s:%d" % (self.host, board.agent_port)),
+                    "http://%s:%d" % (self.host, board.agent_port), "/-/healthy"))
+            self._started(procs)
+            service = self._service_url()
+            if service:  # before Prometheus, whose service discovery asks it
+                procs.append(self._spawn("service", [
+                    sys.executable, "-c", "import sys; from boardfleet.cli import main; "
+                    "sys.exit(main())", "serve", "-i", str(inventory.path),
+                    "--listen", "%s:%d" % (self.host, self.ports.service)],
+                    service, "/healthz"))
+                self._started(procs)
+            am = "http://%s:%d" % (self.host, self.ports.alertmanager)
+            procs.append(self._spawn("alertmanager", [
+                binaries["alertmanager"], "--config.file=%s" % self._alertmanager_config(),
+                "--storage.path=%s" % (self.state / "alertmanager"),
+                "--web.listen-address=%s:%d" % (self.host, self.ports.alertmanager),
+                "--cluster.listen-address="], am, "/-/ready"))
+            procs.append(self._spawn("prometheus", [
+                binaries["prometheus"],
+                "--config.file=%s" % self._prometheus_config(inventory, service),
+                "--storage.tsdb.path=%s" % (self.state / "prometheus"),
+                "--web.listen-address=%s:%d" % (self.host, self.ports.prometheus),
+                "--web.enable-lifecycle"],
+                "http://%s:%d" % (self.host, self.ports.prometheus), "/-/ready"))
+            self._started(procs)
+        except BaseException:
+            _stop(procs)
+            self.record.unlink(missing_ok=True)
+            raise
+        return procs
+
+    def down(self) -> list[Proc]:
+        """Stop every recorded process (reverse start order); return those that were alive."""
+        alive = self.running()
+        _stop(alive)
+        self.record.unlink(missing_ok=True)
+        return alive
+
+    def _spawn(self, name: str, argv: list[str], url: str, health: str) -> Proc:
+        log = self.state / "logs" / ("%s.log" % name)
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     cwd=self.state)
+        return Proc(name, popen.pid, _start_time(popen.pid), url, health, str(log))
+
+    def _started(self, procs: list[Proc]) -> None:
+        """Record ``procs`` (so ``down`` finds them), then wait until all are healthy."""
+        self.record.write_text(json.dumps([asdict(p) for p in procs], indent=2) + "\n")
+        for p in procs:
+            _wait_healthy(p)
+
+    def _service_url(self) -> str:
+        try:
+            import boardfleet.service.app  # noqa: F401
+        except ImportError as e:
+            self.skipped.append("fleet service (boardfleet.service not importable: %s)" % e)
+            return ""
+        return "http://%s:%d" % (self.host, self.ports.service)
+
+    def _inventory(self) -> Inventory:
+        """``boards.yml`` in the state directory, seeded with one demo board per sysroot."""
+        inv = load(str(self.state / "boards.yml"))
+        sysroots = sorted(p for p in self.demo_sysroots.glob("*") if (p / "proc").is_dir())
+        if not sysroots:
+            self.skipped.append("demo boards (no sysroots under %s)" % self.demo_sysroots)
+        names = {b.name for b in inv}
+        for i, root in enumerate(sysroots):
+            name = "demo-" + root.name
+            if name not in names:
+                inv.add(Board(name=name, host=self.host, platform=detect(LocalSource(str(root))),
+                              agent_port=self.ports.boards + i, sysroot=str(root),
+                              labels={"demo": "true", "rack": "demo", "owner": "boardfleet"}))
+        inv.save()
+        return inv
+
+    def _alertmanager_config(self) -> Path:
+        path = PROMETHEUS_DIR / "alertmanager.yml"
+        if path.is_file():
+            return path
+        self.skipped.append("prometheus/alertmanager.yml (using a null receiver)")
+        path = self.state / "alertmanager.yml"
+        path.write_text("route: {receiver: none}\nreceivers: [{name: none}]\n")
+        return path
+
+    def _prometheus_config(self, inventory: Inventory, service: str) -> Path:
+        """prometheus/prometheus.yml pointed at this stack's targets, rules and Alertmanager."""
+        src = PROMETHEUS_DIR / "prometheus.yml"
+        cfg: dict[str, Any] = yaml.safe_load(src.read_text()) if src.is_file() else {
+            "global": {"scrape_interval": "10s", "evaluation_interval": "15s"},
+            "scrape_configs": [{"job_name": "boardfleet-agent"}]}
+        cfg["rule_files"] = [str(PROMETHEUS_DIR / f) for f in cfg.get("rule_files", [])]
+        cfg["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": ["%s:%d" % (self.host, self.ports.alertmanager)]}]}]}
+        targets = self.state / "targets.json"
+        targets.write_text(json.dumps(inventory.file_sd("agent"), indent=2) + "\n")
+        jobs = []
+        for job in cfg["scrape_configs"]:
+            uses_service = "http_sd_configs" in job
+            if uses_service and service:
+                # Point the fleet service's address (SD URLs, /probe relabelling) at ours.
+                job = yaml.safe_load(yaml.safe_dump(job).replace(
+                    SERVICE_ADDRESS, service.removeprefix("http://")))
+            elif uses_service and job.get("metrics_path") == "/probe":
+                self.skipped.append("job %s (it needs the fleet service)" % job["job_name"])
+                continue
+            else:
+                job.pop("http_sd_configs", None)
+                job["file_sd_configs"] = [{"files": [str(targets)], "refresh_interval": "10s"}]
+            jobs.append(job)
+        cfg["scrape_configs"] = jobs
+        path = self.state / "prometheus.yml"
+        path.write_text("# Generated by 'boardfleet stack up' from %s\n" % src
+                        + yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+
+def _agent_cmd(sysroot: str, listen: str) -> list[str]:
+    argv = [sys.executable, "-m", "boardfleet_agent", "--sysroot", sysroot, "--listen", listen]
+    config = Path(sysroot) / "agent.toml"
+    return [*argv, "--config", str(config)] if config.is_file() else argv
+
+
+def _binary(name: str) -> str:
+    for candidate in BINARIES[name]:
+        path = shutil.which(candidate)
+        if path:
+            return path
+    raise StackError("%s not found: install Debian's '%s' package"
+                     % (name, BINARIES[name][0]))
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _wait_healthy(p: Proc, timeout: float = HEALTH_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _start_time(p.pid) != p.start:
+            raise StackError("%s exited at start; see %s" % (p.name, p.log))
+        try:
+            with urllib.request.urlopen(p.url + p.health, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise StackError("%s did not answer %s within %.0fs; see %s"
+                     % (p.name, p.url + p.health, timeout, p.log))
+
+
+def healthy(p: Proc) -> bool:
+    try:
+        with urllib.request.urlopen(p.url + p.health, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _stop(procs: list[Proc]) -> None:
+    """SIGTERM each process group (reverse order), SIGKILL what outlives the grace period."""
+    for p in reversed(procs):
+        if _start_time(p.pid) == p.start:
+            _signal(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in reversed(procs):
+        while _start_time(p.pid) == p.start and time.monotonic() < deadline:
+            _reap(p.pid)
+            time.sleep(0.1)
+        if _start_time(p.pid) == p.start:
+            _signal(p.pid, signal.SIGKILL)
+            _reap(p.pid)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child (a zombie still has a /proc entry)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
