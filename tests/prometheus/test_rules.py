@@ -1,0 +1,69 @@
+"""Static checks of prometheus/: promtool check/test, the generated rules' drift, and
+the Alertmanager config."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from support.paths import REPO
+from support.promtool import promtool
+
+from boardfleet.rules import ALERTS_FILE, load_thresholds, render
+
+PROM = REPO / "prometheus"
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROM)
+
+
+def test_promtool_check_config() -> None:
+    r = _run(promtool(), "check", "config", "prometheus.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 2 rule files found" in r.stdout
+
+
+def test_promtool_check_rules() -> None:
+    r = _run(promtool(), "check", "rules", *sorted(str(p) for p in PROM.glob("rules/*.yml")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == 2
+
+
+def test_promtool_unit_tests() -> None:
+    files = sorted(str(p) for p in PROM.glob("tests/*.yml"))
+    assert len(files) >= 2
+    r = _run(promtool(), "test", "rules", *files)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_generated_rules_match_thresholds() -> None:
+    """Like kubernetes-mixin: the committed rule files are exactly what the generator
+    writes from thresholds.yml (run `boardfleet rules generate` after editing it)."""
+    for name, text in render(load_thresholds(PROM / "thresholds.yml")).items():
+        committed = (PROM / "rules" / name).read_text()
+        assert committed == text, "prometheus/rules/%s is stale: run 'boardfleet rules " \
+                                  "generate'" % name
+
+
+def test_every_alert_has_unit_tests_and_a_runbook_section() -> None:
+    rules = yaml.safe_load((PROM / "rules" / ALERTS_FILE).read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    tested = set(re.findall(r"alertname: (\w+)", (PROM / "tests" / "alerts.yml").read_text()))
+    assert alerts == tested
+    headings = re.findall(r"^## (\w+)$", (PROM / "RUNBOOK.md").read_text(), re.M)
+    assert alerts <= set(headings), "RUNBOOK.md lacks sections for %s" % (alerts - set(headings))
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            assert r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower())
+            assert set(r["annotations"]) == {"summary", "description", "runbook_url"}
+            assert r["labels"]["severity"] in ("warning", "critical")
+
+
+def test_alertmanager_config_is_valid() -> None:
+    amtool = shutil.which("amtool") or "/usr/bin/amtool"
+    assert Path(amtool).exists(), "amtool comes with Debian's prometheus-alertmanager"
+    r = _run(amtool, "check-config", "alertmanager.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 inhibit rules" in r.stdout
