@@ -31,7 +31,7 @@ from boardfleet_agent.intake import UdpIntake
 from boardfleet_agent.latency import LatencyHistograms
 from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats, LogTailer
 from boardfleet_agent.modelload import ModelLoads
-from boardfleet_agent.procmem import dmabuf_bytes
+from boardfleet_agent.procmem import accelerator_bytes
 from boardfleet_agent.server import parse_listen
 from boardfleet_agent.source import Source
 from boardfleet_agent.statsd import LABEL_VALUE, MAX_PACKET_BYTES, REASONS, parse_datagram
@@ -57,7 +57,7 @@ class Inference:
         max_models = _get(inference, "inference", "max_models", int, 50)
         self.histograms = LatencyHistograms(
             self.tags, max_models, _get(inference, "inference", "max_series", int, 500))
-        self.loads = ModelLoads(lambda pid: dmabuf_bytes(src, pid), max_models)
+        self.loads = ModelLoads(lambda pid: accelerator_bytes(src, pid), max_models)
         self.logstats = LogStats()
         self.tailer = _tailer(sections.get("logtail", {}), self.logstats)
         self.rejected = dict.fromkeys(REASONS, 0)
