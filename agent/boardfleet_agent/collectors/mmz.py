@@ -103,7 +103,7 @@ def summary_families(mm: MediaMem) -> Iterator[Metric]:
     yield GaugeMetricFamily("board_mmz_reported_remain_bytes",
                             "MMZ remain from the kernel's summary line (all zones).",
                             value=s.remain_kb * KB)
-    yield GaugeMetricFamily("board_mmz_summary_consistent",
+    yield GaugeMetricFamily("board_mmz_reported_consistent",
                             "1 if the zone and block lines add up to the summary line.",
                             value=1.0 if summary_consistent(mm) else 0.0)
 

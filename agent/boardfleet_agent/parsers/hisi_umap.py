@@ -54,13 +54,17 @@ def is_value_line(tokens: List[str]) -> bool:
 
 
 def groups(lines: List[str], where: str) -> List[Group]:
-    """(header, value rows) groups of a section; a value line with no header raises."""
+    """(header, value rows) groups of a section; a value line with no header raises.
+
+    A line starting with a value is a row even if a later token is not a number: the
+    caller raises only if it needs that column, so unknown text elsewhere is tolerated.
+    """
     out: List[Group] = []
     for line in lines:
         tokens = line.split()
         if not tokens:
             continue
-        if is_value_line(tokens):
+        if _VALUE.match(tokens[0]):
             if not out:
                 raise ParseError("%s: values before any column names: %r" % (where, line[:80]))
             out[-1].rows.append(tokens)
