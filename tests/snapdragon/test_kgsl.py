@@ -14,6 +14,7 @@ from boardfleet_agent.parsers.kgsl import (
     parse_bytes,
     parse_gpu_model,
     parse_gpubusy,
+    parse_proc_mem,
 )
 from boardfleet_agent.source import LocalSource
 from snapdragon.helpers import QCS6490, collect, parsed_or_rejected, sample
@@ -60,6 +61,39 @@ def test_bytes_negative() -> None:
         parse_bytes("-4096\n", "kernel")
 
 
+def _sdm855_mem() -> str:
+    # The first line is the shell prompt of the capture.
+    return sample("kgsl_proc_mem_android_sdm855.txt").split("\n", 1)[1]
+
+
+def test_debugfs_mem_sdm855_capture() -> None:
+    assert parse_proc_mem(_sdm855_mem()) == {"gpumem": 1089536, "ion": 9469952}
+
+
+def test_debugfs_mem_usage_with_spaces() -> None:
+    comment = sample("kgsl_proc_mem_aosp_gpuservice_comment.txt")
+    text = "\n".join(line.replace("//", "", 1) for line in comment.splitlines()[1:])
+    assert "VK/others( 38)" in text
+    assert parse_proc_mem(text) == {"gpumem": 8359936, "ion": 16293888}
+
+
+@pytest.mark.parametrize("bad", [
+    "0000000000000000 0 big 1 --w--pY-- gpumem any(0) 0 0 0 0",
+    "0000000000000000 0 4096 1 --w--pY-- GPU-MEM any(0) 0 0 0 0",
+    "0000000000000000 0 4096",
+])
+def test_debugfs_mem_bad_rows(bad: str) -> None:
+    with pytest.raises(ParseError):
+        parse_proc_mem(bad)
+
+
+def test_debugfs_mem_truncated_everywhere() -> None:
+    raw = _sdm855_mem()
+    for i in range(0, len(raw) + 1, 7):
+        got = parsed_or_rejected(parse_proc_mem, raw[:i])
+        assert got is None or sum(got.values()) <= 1089536 + 9469952
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_kgsl_parsers_random_text(text: str) -> None:
@@ -70,6 +104,8 @@ def test_kgsl_parsers_random_text(text: str) -> None:
     assert model is None or (model and "\n" not in model)
     value = parsed_or_rejected(lambda t: parse_bytes(t, "user"), text)
     assert value is None or value >= 0
+    mem = parsed_or_rejected(parse_proc_mem, text)
+    assert mem is None or all(v >= 0 for v in mem.values())
 
 
 def test_collector_on_fixture() -> None:
@@ -118,6 +154,18 @@ def test_name_from_stat_when_comm_is_missing(board: Path) -> None:
     (board / "proc/640/comm").unlink()
     got = collect(KgslCollector({}, "snapdragon"), LocalSource(str(board)))
     assert (("kind", "kernel"), ("process", "weston")) in got["board_gpu_process_memory_bytes"]
+
+
+def test_debugfs_mem_fallback_without_sysfs_process_files(board: Path) -> None:
+    shutil.rmtree(board / "sys/class/kgsl/kgsl/proc")
+    mem = board / "sys/kernel/debug/kgsl/proc/1420/mem"
+    mem.parent.mkdir(parents=True)
+    mem.write_text(_sdm855_mem())
+    got = collect(KgslCollector({}, "snapdragon"), LocalSource(str(board)))
+    assert got["board_gpu_process_memory_bytes"] == {
+        (("kind", "ion"), ("process", "qnn-net-run")): 9469952,
+        (("kind", "kernel"), ("process", "qnn-net-run")): 1089536,
+        (("kind", "user"), ("process", "qnn-net-run")): 0}
 
 
 def test_no_kgsl_is_no_data(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Adreno GPU (kgsl): utilisation, frequency, model and per-process GPU memory.
 
-Reads sysfs only (``/sys/class/kgsl``), which needs no debugfs. Utilisation comes from
+Reads sysfs (``/sys/class/kgsl``), which needs no debugfs. Utilisation comes from
 ``gpubusy`` (busy ÷ total of the last window) when present, else
 ``gpu_busy_percentage``; frequency from ``devfreq/cur_freq``, else ``gpuclk`` (both Hz).
+Per-process memory comes from ``kgsl/proc/<pid>/{kernel,user,ion}``; kernels without
+those files fall back to debugfs ``kgsl/proc/<pid>/mem``, whose entry types gpumem,
+usermem and ion are what kgsl sums into kernel, user and ion.
 """
 
 from typing import Dict, Iterator, Tuple
@@ -17,13 +20,16 @@ from boardfleet_agent.parsers.kgsl import (
     parse_bytes,
     parse_gpu_model,
     parse_gpubusy,
+    parse_proc_mem,
 )
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 
 GPU = "/sys/class/kgsl/kgsl-3d0"
 PROC = "/sys/class/kgsl/kgsl/proc/[0-9]*"
+DEBUG_PROC = "/sys/kernel/debug/kgsl/proc/[0-9]*"
 KINDS = ("kernel", "user", "ion")
+MEM_TYPE_KIND = {"gpumem": "kernel", "usermem": "user", "ion": "ion"}
 LABELS = {"accelerator": "gpu", "core": "0"}
 
 
@@ -34,10 +40,11 @@ class KgslCollector(Collector):
     platforms = frozenset({"snapdragon"})
     paths = (GPU + "/gpubusy", GPU + "/gpu_busy_percentage", GPU + "/devfreq/cur_freq",
              GPU + "/gpuclk", GPU + "/gpu_model", *(PROC + "/" + k for k in KINDS),
+             DEBUG_PROC + "/mem",
              "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        if not src.exists(GPU) and not src.glob(PROC):
+        if not src.exists(GPU) and not src.glob(PROC) and not src.glob(DEBUG_PROC):
             raise NoData("no kgsl GPU")
         busy = _first(src, (GPU + "/gpubusy", parse_gpubusy),
                       (GPU + "/gpu_busy_percentage", parse_busy_percentage))
@@ -65,15 +72,11 @@ class KgslCollector(Collector):
 
     def _process_memory(self, src: Source) -> Metric:
         totals: Dict[Tuple[str, str], int] = {}
-        for proc_dir in src.glob(PROC):
-            pid = proc_dir.rsplit("/", 1)[1]
-            values = {}
-            for kind in KINDS:
-                path = "%s/%s" % (proc_dir, kind)
-                try:
-                    values[kind] = parse_bytes(src.read_text(path), path)
-                except FileNotFoundError:
-                    continue  # older kgsl has no "ion" file; or the process exited
+        pids = {d.rsplit("/", 1)[1] for d in src.glob(PROC) + src.glob(DEBUG_PROC)}
+        for pid in sorted(pids):
+            values = _sysfs_memory(src, PROC.replace("[0-9]*", pid))
+            if not values:
+                values = _debugfs_memory(src, DEBUG_PROC.replace("[0-9]*", pid))
             name = process_name(src, pid)
             if name is None:
                 continue  # exited mid-walk
@@ -86,6 +89,25 @@ class KgslCollector(Collector):
         for (name, kind), value in sorted(totals.items()):
             fam.add_metric([name, kind], value)
         return fam
+
+
+def _sysfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:
+    values = {}
+    for kind in KINDS:
+        path = "%s/%s" % (proc_dir, kind)
+        try:
+            values[kind] = parse_bytes(src.read_text(path), path)
+        except FileNotFoundError:
+            continue  # older kgsl has no "ion" file; or the process exited
+    return values
+
+
+def _debugfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:
+    try:
+        by_type = parse_proc_mem(src.read_text(proc_dir + "/mem"))
+    except FileNotFoundError:
+        return {}
+    return {kind: by_type.get(t, 0) for t, kind in MEM_TYPE_KIND.items()}
 
 
 def _hertz(text: str) -> int:

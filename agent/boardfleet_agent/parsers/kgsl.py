@@ -1,11 +1,17 @@
-"""Parsers for Adreno kgsl sysfs files (``/sys/class/kgsl/...``).
+"""Parsers for Adreno kgsl files: sysfs ``/sys/class/kgsl/...`` and debugfs ``proc/<pid>/mem``.
 
 Formats are the printf strings of qualcomm-linux/kgsl (docs/formats/qualcomm.md §2).
 Pure functions; on bad text they raise :class:`~boardfleet_agent.errors.ParseError` only.
 """
 
+import re
+from typing import Dict
+
 from boardfleet_agent.errors import ParseError
 from boardfleet_agent.parsers.sysfs import first_line, parse_int, parse_ints
+
+# Entry types of kgsl_debugfs.c: gpumem, usermem, ion, unknown (lower-case words).
+_MEM_TYPE = re.compile(r"[a-z]+$")
 
 
 def parse_gpubusy(text: str) -> float:
@@ -48,3 +54,25 @@ def parse_bytes(text: str, where: str) -> int:
     if value < 0:
         raise ParseError("%s: negative byte count %d" % (where, value))
     return value
+
+
+def parse_proc_mem(text: str) -> Dict[str, int]:
+    """debugfs ``kgsl/proc/<pid>/mem`` -> bytes per entry ``type`` (gpumem, usermem, ion).
+
+    Rows are ``gpuaddr useraddr size id flags type usage ...``; ``usage`` may hold spaces
+    (``VK/others( 38)``) and the trailing columns differ between kgsl versions
+    (``mapcount``/``mapsize``/``mapcnt``, optional ``inode``), so only the first six
+    whitespace-separated fields are read.
+    """
+    out: Dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] == "gpuaddr":
+            continue
+        if len(fields) < 7 or not _MEM_TYPE.match(fields[5]):
+            raise ParseError("kgsl mem: bad row %r" % line[:80])
+        size = fields[2]
+        if not size.isdigit() or not size.isascii():
+            raise ParseError("kgsl mem: bad size %r" % size[:40])
+        out[fields[5]] = out.get(fields[5], 0) + int(size)
+    return out
