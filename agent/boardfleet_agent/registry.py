@@ -49,6 +49,7 @@ class Collector:
 
 
 _REGISTRY: Dict[str, Type[Collector]] = {}
+_SCANNED = False
 
 
 def register(cls: Type[Collector]) -> Type[Collector]:
@@ -60,12 +61,17 @@ def register(cls: Type[Collector]) -> Type[Collector]:
 
 
 def all_collectors() -> Dict[str, Type[Collector]]:
-    """Every registered collector class, importing the ``collectors`` package once."""
-    if not _REGISTRY:
+    """Every registered collector class, importing the ``collectors`` package once.
+
+    Other modules may import single collectors earlier; the package scan still runs.
+    """
+    global _SCANNED
+    if not _SCANNED:
         from boardfleet_agent import collectors
 
         for mod in pkgutil.iter_modules(collectors.__path__):
             importlib.import_module("boardfleet_agent.collectors." + mod.name)
+        _SCANNED = True
     return dict(sorted(_REGISTRY.items()))
 
 
