@@ -5,7 +5,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from prometheus_client.exposition import generate_latest
 
@@ -20,6 +20,7 @@ from boardfleet_agent.config import (
 )
 from boardfleet_agent.registry import all_collectors
 from boardfleet_agent.server import MetricsServer, parse_listen
+from boardfleet_agent.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statsd-listen", metavar="HOST:PORT",
                    help="UDP address for StatsD inference timings, or 'off' "
                         "(default 127.0.0.1:8125)")
+    p.add_argument("--web.config.file", dest="web_config", metavar="FILE",
+                   help="TOML file enabling TLS and/or bcrypt basic auth on /metrics")
     p.add_argument("--once", action="store_true",
                    help="print one scrape's metrics to stdout and exit")
     p.add_argument("--list-collectors", action="store_true",
@@ -119,6 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         agent = Agent(cfg, background=not args.once)
+        web = load_web_config(args.web_config) if args.web_config else WebConfig()
     except ConfigError as e:
         sys.stderr.write("boardfleet-agent: %s\n" % e)
         return 2
@@ -126,25 +130,54 @@ def main(argv: Optional[List[str]] = None) -> int:
         agent.runner.sample_background_now()
         sys.stdout.write(generate_latest(agent.registry).decode())
         return 0
-    return serve(agent, cfg.listen)
+    return serve(agent, web, args)
 
 
-def serve(agent: Agent, listen: str) -> int:
+def _reload(args: argparse.Namespace) -> Tuple[Agent, WebConfig]:
+    """Build a fresh agent from the config file and flags (for SIGHUP)."""
+    cfg = resolve_config(args)
+    web = load_web_config(args.web_config) if args.web_config else WebConfig()
+    return Agent(cfg), web
+
+
+def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT; SIGHUP re-reads the config and web config files.
+
+    A config that fails to load on SIGHUP is logged and the running one is kept. The
+    listen address is fixed at start.
+    """
+    listen = agent.cfg.listen
     try:
-        addr = parse_listen(listen)
-        server = MetricsServer(addr, agent.registry, agent.platform)
+        server = MetricsServer(parse_listen(listen), agent.registry, agent.platform, web)
     except (ValueError, OSError) as e:
         sys.stderr.write("boardfleet-agent: cannot listen on %s: %s\n" % (listen, e))
         return 2
     stop = threading.Event()
+    hup = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: (hup.set(), stop.set()))
     agent.start()
     server.serve_in_thread()
     log.info("boardfleet-agent %s serving %s (platform %s, sysroot %s, %d collectors)",
              __version__, listen, agent.platform, agent.cfg.sysroot, len(agent.collectors))
-    while not stop.wait(3600):
-        pass
+    while True:
+        stop.wait()
+        if not hup.is_set():
+            break
+        stop.clear()
+        hup.clear()
+        try:
+            fresh, fresh_web = _reload(args)
+        except (ConfigError, OSError) as e:
+            log.error("reload failed, keeping the running config: %s", e)
+            continue
+        agent.stop()
+        fresh.start()
+        server.registry, server.web, server.platform = (
+            fresh.registry, fresh_web, fresh.platform)
+        agent = fresh
+        log.info("config reloaded (%d collectors)", len(agent.collectors))
     log.info("stopping")
     server.shutdown()
     server.server_close()

@@ -1,14 +1,16 @@
 """The HTTP endpoint: ``/metrics``, a landing page and ``/-/healthy``."""
 
 import logging
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Tuple
+from typing import Optional, Tuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from boardfleet_agent import __version__
+from boardfleet_agent.webconfig import WebConfig
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -33,7 +35,7 @@ class MetricsServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, addr: Tuple[str, int], registry: CollectorRegistry,
-                 platform: str) -> None:
+                 platform: str, web: Optional[WebConfig] = None) -> None:
         if ":" in addr[0]:
             import socket
 
@@ -41,6 +43,16 @@ class MetricsServer(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
         self.registry = registry
         self.platform = platform
+        self.web = web or WebConfig()
+
+    def get_request(self):  # type: ignore[no-untyped-def]
+        sock, addr = self.socket.accept()
+        if self.web.ssl_context is not None:
+            # The handshake runs in the handler's thread, so a slow client cannot
+            # stall the accept loop.
+            sock = self.web.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
     def serve_in_thread(self) -> threading.Thread:
         t = threading.Thread(target=self.serve_forever, name="http", daemon=True)
@@ -51,9 +63,25 @@ class MetricsServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: MetricsServer
     server_version = "boardfleet-agent/" + __version__
+    timeout = 30
+
+    def handle(self) -> None:
+        try:
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.do_handshake()
+            super().handle()
+        except (ssl.SSLError, ConnectionError, TimeoutError) as e:
+            log.debug("connection from %s dropped: %s", self.client_address[0], e)
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path != "/-/healthy" and not self.server.web.authorized(
+                self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="boardfleet-agent"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/metrics":
             try:
                 body = generate_latest(self.server.registry)

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -37,15 +38,19 @@ def stable_lines(exposition: str) -> str:
 
 
 @contextmanager
-def served_agent(sysroot: str, *args: str) -> Iterator[Tuple[str, subprocess.Popen]]:
-    """Start ``boardfleet-agent --listen 127.0.0.1:<free port>``; yield (base URL, proc)."""
+def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = None,
+                 ) -> Iterator[Tuple[str, subprocess.Popen]]:
+    """Start ``boardfleet-agent --listen 127.0.0.1:<free port>``; yield (base URL, proc).
+
+    Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS.
+    """
     port = free_port()
     proc = subprocess.Popen(
         agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
-    base = "http://127.0.0.1:%d" % port
+    base = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", port)
     try:
-        wait_http(base + "/-/healthy")
+        wait_http(base + "/-/healthy", context=tls_context)
         yield base, proc
     finally:
         if proc.poll() is None:

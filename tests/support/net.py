@@ -11,13 +11,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 15.0) -> str:
+def wait_http(url: str, timeout: float = 15.0, context=None) -> str:
     """GET ``url`` until it answers 200; return the body. Raises TimeoutError."""
     deadline = time.monotonic() + timeout
     last: Exception = TimeoutError(url)
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 return r.read().decode()
         except OSError as e:
             last = e

@@ -1,0 +1,99 @@
+"""The agent's HTTP server as a running process: auth, TLS, signals, concurrency."""
+
+import base64
+import concurrent.futures
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import bcrypt
+import pytest
+from support.agent import served_agent
+from support.paths import FIXTURES
+
+GENERIC = str(FIXTURES / "generic")
+
+
+def _get(url: str, auth: str = "", context=None) -> str:
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    with urllib.request.urlopen(req, timeout=10, context=context) as r:
+        return r.read().decode()
+
+
+def test_serves_the_same_metrics_as_once() -> None:
+    with served_agent(GENERIC) as (base, _):
+        text = _get(base + "/metrics")
+        assert 'board_info{agent_version="0.1.0"' in text
+        assert "board_temperature_celsius" in text
+        assert "boardfleet agent" in _get(base + "/")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _get(base + "/nope")
+        assert e.value.code == 404
+
+
+def test_fifty_concurrent_scrapers_each_get_a_complete_answer() -> None:
+    with served_agent(GENERIC) as (base, _), concurrent.futures.ThreadPoolExecutor(50) as pool:
+        bodies = list(pool.map(lambda _: _get(base + "/metrics"), range(50)))
+    for body in bodies:
+        assert body.count("# TYPE board_cpu_seconds_total counter") == 1
+        assert 'board_collector_success{collector="thermal"} 1.0' in body
+        assert body.rstrip().endswith("process_max_fds %s" % body.rstrip().split()[-1])
+        assert len(body.splitlines()) == len(bodies[0].splitlines())
+
+
+def test_basic_auth_and_tls_from_web_config(tmp_path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.toml"
+    web.write_text('[tls]\ncert_file = "%s"\nkey_file = "%s"\n[basic_auth_users]\n'
+                   'prometheus = "%s"\n' % (tmp_path / "cert.pem", tmp_path / "key.pem", hashed))
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    with served_agent(GENERIC, "--web.config.file", str(web), tls_context=ctx) as (base, _):
+        assert base.startswith("https://")
+        assert "board_cpu_seconds_total" in _get(base + "/metrics", "prometheus:s3cret", ctx)
+        for bad in ("", "prometheus:wrong", "nobody:s3cret"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                _get(base + "/metrics", bad, ctx)
+            assert e.value.code == 401
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            _get(base.replace("https", "http") + "/metrics", "prometheus:s3cret")
+
+
+def test_bad_web_config_is_refused_at_start(tmp_path) -> None:
+    web = tmp_path / "web.toml"
+    web.write_text('[basic_auth_users]\nprometheus = "plaintext"\n')
+    from support.agent import agent_cmd
+
+    r = subprocess.run(agent_cmd("--sysroot", GENERIC, "--web.config.file", str(web),
+                                 "--listen", "127.0.0.1:0"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "web.toml" in r.stderr and "bcrypt" in r.stderr
+
+
+def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
+    conf = tmp_path / "agent.toml"
+    conf.write_text("[collectors.thermal]\nenabled = true\n")
+    with served_agent(GENERIC, "--config", str(conf)) as (base, proc):
+        assert "board_temperature_celsius" in _get(base + "/metrics")
+        conf.write_text("[collectors.thermal]\nenabled = false\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "board_temperature_celsius" in _get(base + "/metrics"):
+            assert time.monotonic() < deadline, "SIGHUP did not reload the config"
+            time.sleep(0.05)
+        conf.write_text("this is = not toml [")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert "board_cpu_seconds_total" in _get(base + "/metrics")  # old config kept
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read().decode()
