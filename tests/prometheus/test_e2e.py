@@ -1,0 +1,178 @@
+"""End to end: simulated boards -> real agents -> Prometheus -> Alertmanager -> webhook.
+
+The rules are the generator's output with every ``for:`` shortened to 3s; Prometheus
+scrapes every second; Alertmanager runs the committed config with short group timings
+and its receiver pointed at a webhook server inside the test.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import pytest
+import yaml
+from support.paths import REPO
+from support.prom import start_alertmanager, start_prometheus
+
+from boardfleet.rules import load_thresholds, shortened, write
+
+PROM = REPO / "prometheus"
+IDLE, DDR, LEAK, DIES = ("sim-01-idle", "sim-02-ddr-saturation", "sim-03-mmz-leak",
+                         "sim-04-board-dies")
+EXPECTED = {("BoardDDRBandwidthHigh", DDR), ("BoardMMZExhausted", LEAK), ("BoardDown", DIES)}
+DEADLINE = 75.0
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records Alertmanager webhook posts; serves HTTP SD target groups on GET /sd."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.alerts: List[Dict[str, Any]] = []
+        self.sd: List[Dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def firing(self) -> Set[Tuple[str, str]]:
+        with self.lock:
+            return {(a["labels"]["alertname"], a["labels"].get("board", ""))
+                    for a in self.alerts if a["status"] == "firing"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.lock:
+            self.server.alerts.extend(body["alerts"])
+        self._reply(b"{}")
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self._reply(json.dumps(self.server.sd).encode())
+
+    def _reply(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    srv = Receiver()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def simulator(tmp_path: Path):
+    """`boardfleet simulate` with agents, in its own process group; yields the targets."""
+    targets = tmp_path / "sim-targets.yml"
+    cmd = [sys.executable, "-c", "import sys; from boardfleet.cli import main; "
+           "sys.exit(main(sys.argv[1:]))", "simulate", "--boards", "4",
+           "--scenario", "idle,ddr-saturation,mmz-leak,board-dies", "--ramp", "12",
+           "--period", "0.5", "--duration", str(DEADLINE + 30), "--out", str(tmp_path / "sim"),
+           "--agents", "--targets", str(targets)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            if targets.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert targets.exists(), "simulator wrote no targets (exit %s)" % proc.poll()
+        yield yaml.safe_load(targets.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(15)
+        # Agents are in the simulator's process group: nothing may outlive the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def prometheus_config(rules: List[Path], file_sd: Path, sd_url: str, am: str) -> Dict:
+    """The committed prometheus.yml with 1s intervals, test SD sources and Alertmanager."""
+    cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    cfg["scrape_configs"] = [j for j in cfg["scrape_configs"]
+                             if j["job_name"] == "boardfleet-agent"]
+    job = cfg["scrape_configs"][0]
+    job["file_sd_configs"] = [{"files": [str(file_sd)], "refresh_interval": "1s"}]
+    job["http_sd_configs"] = [{"url": sd_url, "refresh_interval": "1s"}]
+    cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]}
+    return cfg
+
+
+def alertmanager_config(webhook: str) -> Dict:
+    """The committed alertmanager.yml with short group timings and the test's webhook."""
+    cfg = yaml.safe_load((PROM / "alertmanager.yml").read_text())
+    cfg["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    cfg["receivers"][0]["webhook_configs"][0]["url"] = webhook
+    return cfg
+
+
+@pytest.mark.slow
+def test_alerts_reach_the_webhook(tmp_path: Path, receiver: Receiver, simulator) -> None:
+    started = time.monotonic()
+    rules = write(shortened(load_thresholds(PROM / "thresholds.yml"), "1s", "3s"),
+                  tmp_path / "rules")
+    # The idle board is discovered over HTTP SD, the others from a file SD file.
+    receiver.sd = [g for g in simulator if g["labels"]["board"] == IDLE]
+    file_sd = tmp_path / "targets.yml"
+    file_sd.write_text(yaml.safe_dump([g for g in simulator if g["labels"]["board"] != IDLE]))
+    base = "http://127.0.0.1:%d" % receiver.server_address[1]
+    with start_alertmanager(alertmanager_config(base + "/alerts")) as am, \
+            start_prometheus(prometheus_config(list(rules.values()), file_sd, base + "/sd",
+                                               am.url.split("//")[1]),
+                             rule_files=list(rules.values())) as prom:
+        while time.monotonic() - started < DEADLINE and not receiver.firing() >= EXPECTED:
+            time.sleep(0.5)
+        got = receiver.firing()
+        assert got >= EXPECTED, "missing %s; got %s\n%s" % (EXPECTED - got, got, prom.alerts())
+        assert not {a for a in got if a[1] == IDLE}, "idle board alerted: %s" % got
+        idle_up = prom.query('up{board="%s"}' % IDLE)
+        assert [r["value"][1] for r in idle_up] == ["1"], "idle board not scraped via HTTP SD"
+        assert prom.query('board:board_ddr_utilization_ratio:max1m{board="%s"} > 0.4' % DDR)
+        _assert_inhibited_by_board_down(am.url)
+    assert time.monotonic() - started < 110
+
+
+def _assert_inhibited_by_board_down(am_url: str) -> None:
+    """Any other alert for the dead board is muted by the committed inhibit rule."""
+    alert = [{"labels": {"alertname": "BoardTemperatureHigh", "board": DIES,
+                         "severity": "warning"}}]
+    req = urllib.request.Request(am_url + "/api/v2/alerts", data=json.dumps(alert).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5).close()
+    state: Dict[str, Any] = {}
+    for _ in range(20):
+        with urllib.request.urlopen(am_url + "/api/v2/alerts?filter=alertname%3D"
+                                    "%22BoardTemperatureHigh%22", timeout=5) as r:
+            found = json.loads(r.read())
+        state = found[0]["status"] if found else {}
+        if state.get("state") == "suppressed":
+            break
+        time.sleep(0.25)
+    assert state.get("state") == "suppressed", state
+    assert state["inhibitedBy"], state
