@@ -67,3 +67,13 @@ def test_alertmanager_config_is_valid() -> None:
     r = _run(amtool, "check-config", "alertmanager.yml")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 inhibit rules" in r.stdout
+
+
+def test_rules_generate_check_flags_stale_files(tmp_path: Path) -> None:
+    from boardfleet.cli import main
+
+    args = ["rules", "generate", "-t", str(PROM / "thresholds.yml"), "-o", str(tmp_path)]
+    assert main([*args, "--check"]) == 1
+    assert main(args) == 0
+    assert main([*args, "--check"]) == 0
+    assert (tmp_path / ALERTS_FILE).read_text() == (PROM / "rules" / ALERTS_FILE).read_text()
