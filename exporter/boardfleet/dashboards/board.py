@@ -12,6 +12,7 @@ from boardfleet.dashboards.common import (
     above,
     alert_annotation,
     board_variables,
+    cpu_busy,
     dashboard,
     load_thresholds,
     query,
@@ -24,7 +25,7 @@ RATE = "$__rate_interval"
 
 def _inference(latency_limit: float) -> list:
     heat = (hb.Panel().title("Inference latency").datasource(DS).unit("s").span(12).height(8)
-            .with_target(query("sum by (le) (rate(board_inference_latency_seconds_bucket{%s}"
+            .with_target(query("sum by (board, le) (rate(board_inference_latency_seconds_bucket{%s}"
                                "[%s]))" % (B, RATE), legend="{{le}}",
                                fmt=pm.PromQueryFormat.HEATMAP))
             .calculate(False).y_axis(hb.YAxisConfig().unit("s"))
@@ -35,7 +36,7 @@ def _inference(latency_limit: float) -> list:
         query("board_model:board_inference_latency_seconds:p50_5m{%s}" % B, "{{model}} p50"),
         query("board_model:board_inference_latency_seconds:p99_5m{%s}" % B, "{{model}} p99",
               ref="B"),
-        query("max(board_ddr_utilization_ratio{%s})" % B, "DDR", ref="C"),
+        query("max by (board) (board_ddr_utilization_ratio{%s})" % B, "DDR", ref="C"),
         line=above(latency_limit),
         description="Latency quantiles per model (left axis); DDR utilisation (right axis).")
         .override_by_query("C", [dm.DynamicConfigValue(id_val="unit", value="percentunit"),
@@ -77,14 +78,14 @@ def build() -> db.Dashboard:
         ]),
         ("Carveouts: ION / HBMEM, DMA-BUF, GPU", [
             timeseries("ION / HBMEM per process", "bytes",
-                       query("sum by (heap, process) (board_ion_process_bytes{%s})" % B,
+                       query("sum by (board, heap, process) (board_ion_process_bytes{%s})" % B,
                              "{{process}} ({{heap}})"), stacked=True, width=8),
             timeseries("DMA-BUF", "bytes",
                        query("board_dmabuf_bytes{%s}" % B, "{{exporter}}"),
                        query("board_dmabuf_process_bytes{%s}" % B, "{{process}}", ref="B"),
                        width=8),
             timeseries("GPU memory per process", "bytes",
-                       query("sum by (process) (board_gpu_process_memory_bytes{%s})" % B,
+                       query("sum by (board, process) (board_gpu_process_memory_bytes{%s})" % B,
                              "{{process}}"), stacked=True, width=8),
         ]),
         ("Accelerators", [
@@ -94,8 +95,7 @@ def build() -> db.Dashboard:
         ]),
         ("CPU and temperature", [
             timeseries("CPU per core", "percentunit",
-                       query('1 - rate(board_cpu_seconds_total{%s, mode="idle"}[%s])'
-                             % (B, RATE), "cpu{{cpu}}"), width=8),
+                       query(cpu_busy("board, cpu", B + ", ", RATE), "cpu{{cpu}}"), width=8),
             timeseries("CPU frequency", "hertz",
                        query("board_cpu_frequency_hertz{%s}" % B, "cpu{{cpu}}"), width=8),
             timeseries("Temperatures", "celsius",

@@ -43,6 +43,18 @@ def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, float]:
     return values
 
 
+def cpu_busy(by: str, matcher: str, window: str) -> str:
+    """Busy fraction of the CPUs, averaged ``by`` labels.
+
+    Service discovery puts a ``mode`` target label (agent|agentless) on every series, so
+    Prometheus renames the CPU counter's own ``mode`` to ``exported_mode``; the query
+    accepts either spelling.
+    """
+    rate = "rate(board_cpu_seconds_total{%s%s=\"idle\"}[%s])"
+    return "1 - avg by (%s) (%s or %s)" % (
+        by, rate % (matcher, "mode", window), rate % (matcher, "exported_mode", window))
+
+
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
           fmt: pm.PromQueryFormat | None = None) -> pb.Dataquery:
     q = pb.Dataquery().expr(expr).ref_id(ref).datasource(DS)

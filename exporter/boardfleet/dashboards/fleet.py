@@ -13,6 +13,7 @@ from boardfleet.dashboards.common import (
     above,
     alert_annotation,
     below,
+    cpu_busy,
     dashboard,
     load_thresholds,
     query,
@@ -36,7 +37,7 @@ def _columns(t: dict[str, float]) -> list[tuple[str, str, str, db.ThresholdsConf
          " or sum by (board) (board_ion_heap_used_bytes)"
          " or sum by (board) (board_gpu_process_memory_bytes)", None),
         ("CPU", "percentunit",
-         'avg by (board) (1 - rate(board_cpu_seconds_total{mode="idle"}[2m]))', None),
+         cpu_busy("board", "", "2m"), None),
         ("Temperature", "celsius", "max by (board) (board_temperature_celsius)",
          above(t["temperature_celsius"])),
         ("Latency p99", "s",
