@@ -1,0 +1,461 @@
+"""Install, upgrade, uninstall and query the agent on one board over SSH.
+
+Every step compares what the board has (sha256 of each file) with what it should have
+and changes only the difference, so a second install changes and restarts nothing.
+Files are uploaded to a temporary name and renamed into place. A new bundle that does
+not bring ``/metrics`` up is rolled back. Boards without python3 >= 3.8 are registered
+for agentless collection instead. Every remote path is quoted with :func:`shlex.quote`.
+
+Install ``prefix`` (``/`` on real boards) and the agent's ``sysroot`` are the test seam:
+fake boards share one filesystem, so each gets its own prefix and sysroot.
+"""
+
+import io
+import json
+import posixpath
+import re
+import shlex
+import time
+import zipfile
+from dataclasses import dataclass, field
+
+from boardfleet import board_probe
+from boardfleet.board_probe import Probe
+from boardfleet.bundle import sha256
+from boardfleet.inventory import Board
+from boardfleet.ssh import Connection, SSHError
+
+SERVICE = "boardfleet-agent"
+q = shlex.quote
+
+
+class StepError(RuntimeError):
+    """A step failed on a board; carries the step name and the remote stderr."""
+
+    def __init__(self, step: str, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.step, self.message, self.stderr = step, message, stderr.strip()[-2000:]
+
+    def __str__(self) -> str:
+        tail = ("\n  remote stderr: " + self.stderr.replace("\n", "\n    ")) if self.stderr else ""
+        return "step %s: %s%s" % (self.step, self.message, tail)
+
+
+@dataclass
+class Outcome:
+    """What happened on one board."""
+
+    board: str
+    action: str  # installed | unchanged | upgraded | agentless | uninstalled | failed
+    changed: list[str] = field(default_factory=list)
+    detail: str = ""
+    error: StepError | None = None
+
+
+@dataclass
+class Layout:
+    """Where the agent's files go under ``prefix`` for an init system."""
+
+    prefix: str
+    init: str
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.prefix, *parts)
+
+    @property
+    def bundle(self) -> str:
+        return self.path("opt/boardfleet/agent.pyz")
+
+    @property
+    def manifest(self) -> str:
+        return self.path("opt/boardfleet/created-dirs")
+
+    @property
+    def config(self) -> str:
+        return self.path("etc/boardfleet/agent.toml")
+
+    @property
+    def service(self) -> str:
+        if self.init == "systemd":
+            return self.path("etc/systemd/system/%s.service" % SERVICE)
+        if self.init == "openrc":
+            return self.path("etc/init.d/" + SERVICE)
+        return self.path("etc/init.d/S99" + SERVICE)  # busybox rcS runs S??* in order
+
+    @property
+    def pidfile(self) -> str:
+        return self.path("var/run/%s.pid" % SERVICE)
+
+    @property
+    def log(self) -> str:
+        return self.path("var/log/%s.log" % SERVICE)
+
+    def dirs(self) -> list[str]:
+        paths = (self.bundle, self.config, self.service, self.pidfile, self.log)
+        return sorted({posixpath.dirname(p) for p in paths})
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+def render_config(listen: str, sysroot: str, platform: str) -> str:
+    return ("# Written by boardfleet agent install; changes are overwritten.\n"
+            "listen = %s\nsysroot = %s\nplatform = %s\n"
+            % (json.dumps(listen), json.dumps(sysroot), json.dumps(platform)))
+
+
+def render_sysv(lay: Layout, python: str) -> str:
+    """Busybox/sysvinit script: a setsid'd respawn loop with a pidfile."""
+    return SYSV % {"python": q(python), "bundle": q(lay.bundle), "config": q(lay.config),
+                   "pidfile": q(lay.pidfile), "log": q(lay.log)}
+
+
+SYSV = r"""#!/bin/sh
+# boardfleet-agent: Prometheus metrics of this board (written by boardfleet agent install).
+# start|stop|restart|status. The agent runs under a respawn loop that restarts it.
+PYTHON=%(python)s
+BUNDLE=%(bundle)s
+CONFIG=%(config)s
+PIDFILE=%(pidfile)s
+LOG=%(log)s
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+respawn() {
+    echo $$ > "$PIDFILE"
+    child=
+    trap '[ -n "$child" ] && kill "$child" 2>/dev/null; wait; rm -f "$PIDFILE"; exit 0' TERM INT
+    while :; do
+        "$PYTHON" "$BUNDLE" --config "$CONFIG" </dev/null >>"$LOG" 2>&1 &
+        child=$!
+        wait "$child"
+        echo "boardfleet-agent exited ($?); respawning in 2s" >>"$LOG"
+        sleep 2
+    done
+}
+
+case "$1" in
+    start)
+        running && exit 0
+        mkdir -p "$(dirname "$PIDFILE")" "$(dirname "$LOG")"
+        setsid "$0" respawn </dev/null >/dev/null 2>&1 &
+        i=0
+        while [ $i -lt 50 ] && ! running; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+        running ;;
+    stop)
+        running || { rm -f "$PIDFILE"; exit 0; }
+        kill "$(cat "$PIDFILE")"
+        i=0
+        while [ $i -lt 100 ] && running; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+        ! running ;;
+    restart) "$0" stop && "$0" start ;;
+    status) running ;;
+    respawn) respawn ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+esac
+"""
+
+
+def _unit_quote(text: str) -> str:
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+
+
+def render_systemd(lay: Layout, python: str) -> str:
+    """systemd unit: always restarted, sandboxed (it only reads /proc, /sys, debugfs)."""
+    return SYSTEMD % {"exec": " ".join(_unit_quote(a) for a in (
+        python, lay.bundle, "--config", lay.config))}
+
+
+SYSTEMD = """\
+# Written by boardfleet agent install; changes are overwritten.
+[Unit]
+Description=boardfleet agent (Prometheus metrics of this board)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=%(exec)s
+Restart=always
+RestartSec=2
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def render_openrc(lay: Layout, python: str) -> str:
+    """OpenRC service supervised (and respawned) by supervise-daemon."""
+    return OPENRC % {"python": q(python), "args": q("%s --config %s" % (q(lay.bundle),
+                                                                        q(lay.config))),
+                     "pidfile": q(lay.pidfile), "log": q(lay.log)}
+
+
+OPENRC = """\
+#!/sbin/openrc-run
+# Written by boardfleet agent install; changes are overwritten.
+description="boardfleet agent (Prometheus metrics of this board)"
+supervisor=supervise-daemon
+respawn_delay=2
+respawn_max=0
+command=%(python)s
+command_args=%(args)s
+pidfile=%(pidfile)s
+output_log=%(log)s
+error_log=%(log)s
+
+depend() {
+    need net
+}
+"""
+
+RENDERERS = {"systemd": render_systemd, "sysv": render_sysv, "openrc": render_openrc}
+
+
+def bundle_version(data: bytes) -> str:
+    """``__version__`` of the boardfleet_agent inside a bundle ("" if unreadable)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            text = zf.read("boardfleet_agent/__init__.py").decode()
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError):
+        return ""
+    m = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    return m.group(1) if m else ""
+
+
+# --- one board ---------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    """How to install: the bundle, and per-board settings from ``Board.install``."""
+
+    bundle: bytes
+    health_timeout: float = 20.0
+    init: str = "auto"
+
+
+class BoardInstaller:
+    """The steps for one board over an open :class:`Connection`."""
+
+    def __init__(self, conn: Connection, board: Board, opts: Options) -> None:
+        self.conn, self.board, self.opts = conn, board, opts
+        self.prefix = board.install.get("prefix", "/")
+        self.sysroot = board.sysroot
+        self.listen = board.install.get("listen", "0.0.0.0:%d" % board.agent_port)
+        self.probe = Probe()
+        self.lay = Layout(self.prefix, "sysv")
+
+    def sh(self, step: str, command: str, stdin: bytes = b"", timeout: float = 60.0) -> str:
+        try:
+            r = self.conn.run(command, stdin=stdin, timeout=timeout)
+        except SSHError as e:
+            raise StepError(step, str(e)) from None
+        if r.exit != 0:
+            raise StepError(step, "remote command exited %d" % r.exit, r.stderr or r.stdout)
+        return r.stdout
+
+    def detect(self) -> Probe:
+        self.probe = board_probe.parse(self.sh("probe", board_probe.command(self.sysroot)))
+        init = self.opts.init if self.opts.init != "auto" else self.probe.init
+        self.lay = Layout(self.prefix, init)
+        return self.probe
+
+    def wanted(self) -> dict[str, tuple[bytes, int]]:
+        """Every file the install owns: path -> (content, mode)."""
+        platform = self.board.platform if self.board.platform != "auto" else self.probe.platform
+        service = RENDERERS[self.lay.init](self.lay, self.probe.python)
+        return {
+            self.lay.bundle: (self.opts.bundle, 0o755),
+            self.lay.config: (render_config(self.listen, self.sysroot, platform).encode(),
+                              0o644),
+            self.lay.service: (service.encode(), 0o755 if self.lay.init != "systemd" else 0o644),
+        }
+
+    def remote_hashes(self, paths: list[str]) -> dict[str, str]:
+        out = self.sh("compare", "sha256sum %s 2>/dev/null; true" % " ".join(map(q, paths)))
+        hashes = {}
+        for line in out.splitlines():
+            digest, _, path = line.partition("  ")
+            hashes[path] = digest
+        return hashes
+
+    def write(self, path: str, data: bytes, mode: int) -> None:
+        """Upload to ``path.boardfleet-new`` and rename it into place (atomic switch)."""
+        tmp = path + ".boardfleet-new"
+        self.sh("upload " + posixpath.basename(path),
+                "cat > %s && chmod %o %s && mv -f %s %s" % (q(tmp), mode, q(tmp), q(tmp), q(path)),
+                stdin=data, timeout=300)
+
+    def make_dirs(self) -> None:
+        """Create missing directories, remembering them so uninstall removes them."""
+        dirs = self.lay.dirs()
+        ancestors = set()
+        for d in dirs:
+            while d not in ("/", ""):
+                ancestors.add(d)
+                d = posixpath.dirname(d)
+        new = self.sh("mkdir", "for d in %s; do [ -d \"$d\" ] || echo \"$d\"; done; mkdir -p %s"
+                      % (" ".join(map(q, sorted(ancestors))), " ".join(map(q, dirs))))
+        new_dirs = [d for d in new.split("\n") if d]
+        if new_dirs:
+            self.sh("mkdir", "printf '%%s\\n' %s >> %s" % (" ".join(map(q, new_dirs)),
+                                                            q(self.lay.manifest)))
+
+    def service(self, action: str, step: str) -> str:
+        """start | stop | restart | status | enable | disable the service."""
+        s = self.lay.service
+        if self.lay.init == "systemd":
+            cmd = {"enable": "systemctl daemon-reload && systemctl enable %s" % SERVICE,
+                   "disable": "systemctl disable --now %s; systemctl daemon-reload" % SERVICE,
+                   "status": "systemctl is-active --quiet %s" % SERVICE,
+                   }.get(action, "systemctl %s %s" % (action, SERVICE))
+        elif self.lay.init == "openrc" and self.prefix == "/":
+            cmd = {"enable": "rc-update add %s default" % SERVICE,
+                   "disable": "rc-service %s stop; rc-update del %s default" % (SERVICE,
+                                                                                 SERVICE),
+                   "status": "rc-service %s status" % SERVICE,
+                   }.get(action, "rc-service %s %s" % (SERVICE, action))
+        else:  # busybox: rcS starts /etc/init.d/S??* at boot, nothing to enable
+            if action in ("enable", "disable"):
+                return ""
+            cmd = "[ ! -e %s ] || %s %s" % (q(s), q(s), action) if action == "stop" else \
+                "%s %s" % (q(s), action)
+        return self.sh(step, cmd, timeout=60)
+
+    def running(self) -> bool:
+        try:
+            self.service("status", "status")
+        except StepError:
+            return False
+        return True
+
+    def health(self, version: str | None) -> str:
+        """Wait until the board's /metrics answers (with ``version``); return board_info."""
+        host, _, port = self.listen.rpartition(":")
+        host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+        url = "http://%s:%s/metrics" % (host, port)
+        check = ("%s -c %s %s" % (q(self.probe.python), q(
+            "import sys,urllib.request\n"
+            "b=urllib.request.urlopen(sys.argv[1],timeout=3).read().decode()\n"
+            "print(''.join(l for l in b.splitlines() if l.startswith('board_info{')))"), q(url)))
+        deadline = time.monotonic() + self.opts.health_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            r = self.conn.run(check, timeout=10)
+            want = 'agent_version="%s"' % version if version else "board_info{"
+            if r.exit == 0 and want in r.stdout:
+                return r.stdout.strip()
+            last = r.stderr or r.stdout
+            time.sleep(0.3)
+        log = self.conn.run("tail -n 20 %s 2>/dev/null" % q(self.lay.log), timeout=10).stdout
+        raise StepError("health", "%s did not answer with agent %s within %.0fs"
+                        % (url, version or "(any)", self.opts.health_timeout), log or last)
+
+    # --- actions ---
+
+    def install(self, upgrade_only: bool = False) -> Outcome:
+        """Bring the board to the wanted state; restart only if something changed."""
+        name = self.board.name
+        probe = self.detect()
+        if not probe.python_ok():
+            return Outcome(name, "agentless", detail=(
+                "no python3 >= 3.8 on the board (found %r %s); registered for agentless "
+                "collection" % (probe.python or "none", probe.python_version)))
+        wanted = self.wanted()
+        have = self.remote_hashes(list(wanted))
+        if upgrade_only:
+            if self.lay.bundle not in have:
+                raise StepError("upgrade", "the agent is not installed (no %s); run "
+                                "'boardfleet agent install' first" % self.lay.bundle)
+            wanted = {self.lay.bundle: wanted[self.lay.bundle]}
+        changed = [p for p, (data, _) in wanted.items()
+                   if have.get(p) != sha256(data)]
+        had_bundle = self.lay.bundle in have
+        if not changed and self.running():
+            return Outcome(name, "unchanged", detail="agent %s running"
+                           % bundle_version(self.opts.bundle))
+        self.make_dirs()
+        if self.lay.service in changed and self.lay.service in have:
+            self.service("stop", "stop old service")
+        if self.lay.bundle in changed and had_bundle:
+            self.sh("backup", "cp -p %s %s" % (q(self.lay.bundle), q(self.lay.bundle + ".prev")))
+        for path in changed:
+            data, mode = wanted[path]
+            self.write(path, data, mode)
+        self.service("enable", "enable")
+        version = bundle_version(self.opts.bundle)
+        try:
+            self.service("restart", "restart")
+            info = self.health(version)
+        except StepError as e:
+            if self.lay.bundle in changed and had_bundle:
+                try:
+                    self.rollback()
+                    e.message += "; rolled back to the previous bundle"
+                except StepError as again:
+                    e.message += "; rollback failed too (%s)" % again
+            raise
+        if had_bundle:
+            self.sh("cleanup", "rm -f %s" % q(self.lay.bundle + ".prev"))
+        short = [posixpath.basename(p) for p in changed]
+        action = "upgraded" if upgrade_only or had_bundle else "installed"
+        return Outcome(name, action, short, info)
+
+    def rollback(self) -> None:
+        prev = q(self.lay.bundle + ".prev")
+        self.sh("rollback", "mv -f %s %s" % (prev, q(self.lay.bundle)))
+        self.service("restart", "rollback restart")
+        self.health(None)
+
+    def uninstall(self) -> Outcome:
+        """Stop the service and remove every file and directory install added."""
+        self.detect()
+        self.service("disable", "disable")
+        self.service("stop", "stop")
+        lay = self.lay
+        files = [lay.bundle, lay.bundle + ".prev", lay.config, lay.service, lay.pidfile,
+                 lay.log]
+        files += [p + ".boardfleet-new" for p in (lay.bundle, lay.config, lay.service)]
+        self.sh("remove", "rm -f %s" % " ".join(map(q, files)))
+        created = self.sh("remove", "cat %s 2>/dev/null; true" % q(lay.manifest)).split("\n")
+        self.sh("remove", "rm -f %s" % q(lay.manifest))
+        # Deepest first; rmdir only removes directories left empty.
+        dirs = sorted({d for d in created if d.startswith("/")}, key=len, reverse=True)
+        if dirs:
+            self.sh("remove", "for d in %s; do rmdir \"$d\" 2>/dev/null; done; true"
+                    % " ".join(map(q, dirs)))
+        return Outcome(self.board.name, "uninstalled")
+
+    def status(self) -> dict[str, str]:
+        """Version on disk and whether the service runs."""
+        self.detect()
+        up = self.running()
+        version = ""
+        if self.probe.python_ok():
+            r = self.conn.run("%s -c %s %s" % (
+                q(self.probe.python),
+                q("import sys,zipfile,re;t=zipfile.ZipFile(sys.argv[1]).read("
+                  "'boardfleet_agent/__init__.py').decode();"
+                  "print(re.search(r'__version__\\s*=\\s*.([^\\x22\\x27]+)',t).group(1))"),
+                q(self.lay.bundle)), timeout=20)
+            version = r.stdout.strip() if r.exit == 0 else ""
+        return {"version": version or "-", "service": "running" if up else "stopped"}
+
+
+def connect(board: Board, *, known_hosts: str | None, accept_new: bool = False,
+            fingerprint: str | None = None, key_filename: str | None = None,
+            password: str | None = None) -> Connection:
+    try:
+        return Connection(board.host, board.port, board.user, known_hosts=known_hosts,
+                          accept_new=accept_new, fingerprint=fingerprint,
+                          key_filename=key_filename, password=password)
+    except SSHError as e:
+        raise StepError("connect", str(e)) from None

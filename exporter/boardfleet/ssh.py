@@ -1,0 +1,183 @@
+"""SSH to a board with paramiko: host-key policy, commands, uploads.
+
+Host keys are checked against ``~/.ssh/known_hosts`` and the project's known_hosts.
+``accept_new`` trusts an unknown key on first use and saves it to the project file;
+``fingerprint`` ("SHA256:...") pins the key instead. A changed key is always refused.
+Uploads stream over an exec channel (``cat > tmp``), so boards without an SFTP server
+(dropbear, busybox) work too.
+"""
+
+import base64
+import hashlib
+import os
+import re
+import shlex
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from boardfleet.inventory import atomic_write
+
+_TARGET = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]\s]+\]|[^:@\s\[\]]+)"
+                     r"(?::(?P<port>\d{1,5}))?$")
+_save_lock = threading.Lock()
+
+
+class SSHError(RuntimeError):
+    """Connecting, authenticating or a host-key check failed; the message says which."""
+
+
+class HostKeyError(SSHError):
+    """The board's host key is unknown, changed, or not the pinned one."""
+
+
+@dataclass
+class Result:
+    exit: int
+    stdout: str
+    stderr: str
+
+
+def parse_target(text: str, default_user: str = "root") -> tuple[str, str, int]:
+    """``[user@]host[:port]`` (IPv6 in brackets) as (user, host, port)."""
+    m = _TARGET.match(text or "")
+    port = int(m.group("port") or 22) if m else 0
+    if not m or not 0 < port < 65536:
+        raise ValueError("%r is not [user@]HOST[:PORT]" % text)
+    return m.group("user") or default_user, m.group("host").strip("[]"), port
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's ``SHA256:`` fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else "[%s]:%d" % (host, port)
+
+
+class _Policy(paramiko.MissingHostKeyPolicy):
+    """Called for keys not in known_hosts: pin, trust on first use, or refuse."""
+
+    def __init__(self, pinned: str | None, accept_new: bool, save_to: str | None) -> None:
+        self.pinned, self.accept_new, self.save_to = pinned, accept_new, save_to
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        got = fingerprint(key)
+        if self.pinned:
+            if got != self.pinned:
+                raise HostKeyError("host key of %s is %s, not the pinned %s: refusing to "
+                                   "connect" % (hostname, got, self.pinned))
+            return
+        if not self.accept_new:
+            raise HostKeyError("host key of %s (%s %s) is not in known_hosts; check it and "
+                               "pass --accept-new-host-key or --host-key-fingerprint %s"
+                               % (hostname, key.get_name(), got, got))
+        if self.save_to:
+            with _save_lock:
+                old = Path(self.save_to).read_text() if os.path.exists(self.save_to) else ""
+                line = "%s %s %s\n" % (hostname, key.get_name(), key.get_base64())
+                atomic_write(self.save_to, old + ("" if old.endswith("\n") or not old
+                                                  else "\n") + line)
+
+
+class Connection:
+    """One SSH connection to a board; use as a context manager."""
+
+    def __init__(self, host: str, port: int = 22, user: str = "root", *,
+                 known_hosts: str | None = None, accept_new: bool = False,
+                 fingerprint: str | None = None, key_filename: str | None = None,
+                 password: str | None = None, timeout: float = 10.0) -> None:
+        self.host, self.port, self.user = host, port, user
+        client = paramiko.SSHClient()
+        pinned = fingerprint if fingerprint else None
+        if not pinned:
+            system = os.path.expanduser("~/.ssh/known_hosts")
+            if os.path.exists(system):
+                client.load_system_host_keys(system)
+            if known_hosts and os.path.exists(known_hosts):
+                client.load_host_keys(known_hosts)
+                client._host_keys_filename = None  # never rewrite it through paramiko
+        client.set_missing_host_key_policy(_Policy(pinned, accept_new, known_hosts))
+        try:
+            client.connect(host, port=port, username=user, key_filename=key_filename,
+                           password=password, timeout=timeout, banner_timeout=timeout,
+                           auth_timeout=timeout, allow_agent=True, look_for_keys=True)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise HostKeyError(
+                "host key of %s CHANGED: known_hosts has %s, the board offers %s; refusing "
+                "to connect (remove the old key if the board was re-flashed)"
+                % (known_hosts_name(host, port), fingerprint_of(e.expected_key),
+                   fingerprint_of(e.key))) from None
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as e:
+            client.close()
+            raise SSHError("authentication as %s@%s failed: %s" % (user, host, e)) from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            client.close()
+            raise SSHError("cannot connect to %s:%d: %s" % (host, port, e or type(e).__name__)
+                           ) from None
+        self.client = client
+        self.timeout = timeout
+
+    def run(self, command: str, stdin: bytes = b"", timeout: float = 60.0) -> Result:
+        """Run a shell command on the board, feeding ``stdin``; never raises on exit codes."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise SSHError("connection to %s is closed" % self.host)
+        chan = transport.open_session(timeout=self.timeout)
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                idle = True
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    idle = False
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    idle = False
+                if idle:
+                    if chan.exit_status_ready() and chan.eof_received:
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                    chan.status_event.wait(0.01)
+            code = chan.recv_exit_status()
+        except TimeoutError:
+            raise SSHError("command on %s timed out after %.0fs: %s"
+                           % (self.host, timeout, command[:80])) from None
+        finally:
+            chan.close()
+        return Result(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def put(self, data: bytes, path: str, mode: int = 0o644) -> Result:
+        """Write ``data`` to ``path`` on the board (through ``cat``, then ``chmod``)."""
+        q = shlex.quote(path)
+        return self.run("cat > %s && chmod %o %s" % (q, mode, q), stdin=data, timeout=300)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fingerprint_of(key: paramiko.PKey | None) -> str:
+    return fingerprint(key) if key is not None else "?"
