@@ -1,0 +1,131 @@
+"""``boardfleet stack``: the real binaries start, answer, and stop without orphans."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+from support.net import free_port
+from support.paths import FIXTURES
+
+CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
+DEMO = ("generic", "hi3516ev200", "x5")
+
+
+def _stack(state: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "stack", "--state-dir", str(state), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def _port_args() -> List[str]:
+    return ["--prometheus-port", str(free_port()), "--alertmanager-port", str(free_port()),
+            "--service-port", str(free_port()), "--boards-port", str(free_port())]
+
+
+def _pids(state: Path) -> List[int]:
+    record = state / "stack.json"
+    return [p["pid"] for p in json.loads(record.read_text())] if record.is_file() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read().decode())
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A state directory; whatever the test left running is stopped afterwards."""
+    demo = tmp_path / "sysroots"
+    demo.mkdir()
+    for name in DEMO:
+        (demo / name).symlink_to(FIXTURES / name)
+    state = tmp_path / "stack"
+    try:
+        yield state
+    finally:
+        pids = _pids(state)
+        _stack(state, "down")
+        for pid in pids:  # the command under test failed to stop it
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_up_status_down(state: Path) -> None:
+    demo = str(state.parent / "sysroots")
+    up = _stack(state, "up", "--detach", "--demo-sysroots", demo, *_port_args())
+    assert up.returncode == 0, up.stderr
+    prom = next(line.split()[-1] for line in up.stdout.splitlines()
+                if line.strip().startswith("prometheus"))
+    assert "demo boards   3 agents" in up.stdout
+
+    status = _stack(state, "status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("healthy") == len(DEMO) + 3  # + service, AM, Prometheus
+
+    again = _stack(state, "up", "--detach", "--demo-sysroots", demo, *_port_args())
+    assert again.returncode == 1 and "already running" in again.stderr
+
+    rules = {g["name"] for g in _get(prom + "/api/v1/rules")["data"]["groups"]}
+    assert rules, "the repository's rule files are loaded"
+    deadline = time.monotonic() + 30
+    up_boards: dict = {}
+    while time.monotonic() < deadline and len(up_boards) < len(DEMO):
+        targets = _get(prom + "/api/v1/targets")["data"]["activeTargets"]
+        up_boards = {t["labels"]["board"]: t["labels"]["platform"] for t in targets
+                     if t["health"] == "up"}
+        time.sleep(0.5)
+    assert up_boards == {"demo-generic": "generic", "demo-hi3516ev200": "hisi",
+                         "demo-x5": "horizon"}
+
+    pids = _pids(state)
+    down = _stack(state, "down")
+    assert down.returncode == 0 and "stopped %d processes" % len(pids) in down.stdout
+    time.sleep(0.5)  # init reaps the detached processes
+    assert [p for p in pids if _alive(p)] == []
+    assert _stack(state, "status").returncode == 3
+
+
+def test_ctrl_c_stops_everything(state: Path) -> None:
+    proc = subprocess.Popen([*CLI, "stack", "--state-dir", str(state), "up", "--demo-sysroots",
+                             str(state.parent / "sysroots"), *_port_args()],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(_pids(state)) == len(DEMO) + 3 and _stack(state, "status").returncode == 0:
+                break
+            time.sleep(0.5)
+        pids = _pids(state)
+        assert len(pids) == len(DEMO) + 3
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stack stopped" in out
+    assert [p for p in pids if _alive(p)] == []
+    assert not (state / "stack.json").exists()
+
+
+def test_missing_binary_is_named(state: Path) -> None:
+    env = dict(os.environ, PATH=str(state.parent))
+    r = _stack(state, "up", "--detach", *_port_args(), env=env)
+    assert r.returncode == 1
+    assert "install Debian's 'prometheus' package" in r.stderr
+    assert _pids(state) == []
