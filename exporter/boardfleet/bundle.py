@@ -9,6 +9,10 @@ import hashlib
 import importlib.util
 import io
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, Tuple
@@ -17,6 +21,39 @@ SHEBANG = b"#!/usr/bin/env python3\n"
 MAIN = b"from boardfleet_agent.cli import main\n\nraise SystemExit(main())\n"
 PACKAGES = ("boardfleet_agent", "prometheus_client")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Boards run Python 3.8 (Ubuntu 20.04); prometheus-client 0.22+ needs 3.9, so the
+# bundle carries the newest release line that still runs there.
+BOARD_PROMETHEUS_CLIENT = "prometheus-client>=0.17,<0.22"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "boardfleet"
+
+
+def board_prometheus_client(cache: Path = CACHE) -> Path:
+    """A Python 3.8-compatible prometheus_client package directory, cached after one
+    ``pip download`` (the central machine reaches PyPI; boards do not)."""
+    target = cache / "py38-site"
+    pkg = target / "prometheus_client"
+    if pkg.is_dir():
+        return pkg
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+             "--only-binary=:all:", "--python-version", "3.8", "-d", tmp,
+             BOARD_PROMETHEUS_CLIENT], capture_output=True, text=True, timeout=300)
+        wheels = list(Path(tmp).glob("prometheus_client-*.whl"))
+        if r.returncode != 0 or not wheels:
+            raise RuntimeError(
+                "cannot fetch %s for Python 3.8 boards: %s; build the bundle on a machine "
+                "that reaches PyPI and pass it with --bundle" % (
+                    BOARD_PROMETHEUS_CLIENT, (r.stderr.strip() or "no wheel")[-300:]))
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache))
+        with zipfile.ZipFile(wheels[0]) as zf:
+            zf.extractall(staging)
+    if target.exists():  # another build got there first
+        shutil.rmtree(staging)
+    else:
+        os.replace(staging, target)
+    return pkg
 
 
 def package_dir(name: str) -> Path:
@@ -36,8 +73,11 @@ def _files(name: str, root: Path) -> Iterable[Tuple[str, Path]]:
 
 def build(sources: Dict[str, Path] | None = None) -> bytes:
     """The zipapp's bytes. ``sources`` overrides where a package is read from."""
-    dirs = {name: package_dir(name) for name in PACKAGES}
-    dirs.update(sources or {})
+    sources = sources or {}
+    dirs = {"boardfleet_agent": package_dir("boardfleet_agent")}
+    if "prometheus_client" not in sources:
+        dirs["prometheus_client"] = board_prometheus_client()
+    dirs.update(sources)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         entries = [("__main__.py", MAIN)]

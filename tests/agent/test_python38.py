@@ -64,3 +64,17 @@ def _values_normalised(text: str) -> list:
             series, _, value = line.rpartition(" ")
             out.append((series, float(value)))
     return out
+
+
+def test_install_bundle_runs_on_python38(py38_path: str, tmp_path) -> None:
+    """The zipapp `boardfleet agent install` pushes runs on a bare 3.8 (no site-packages)."""
+    from boardfleet import bundle
+
+    python = py38_path.split(os.pathsep)[0]
+    pyz = tmp_path / "agent.pyz"
+    bundle.write(str(pyz), bundle.build())
+    r = subprocess.run([python, "-I", "-S", str(pyz), "--sysroot", str(FIXTURES / "x5"),
+                        "--once"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert 'board_info{agent_version=' in r.stdout
+    assert "board_ion_heap_used_bytes" in r.stdout
