@@ -1,8 +1,10 @@
 """Telnet sessions to busybox ``telnetd``: login-prompt handling and framed commands.
 
 After the ``login:``/``Password:`` exchange (skipped when the board opens a shell
-directly), echo is switched off and every command is framed by sentinels the shell
-prints but whose echo differs (``BF""S`` echoes as typed, prints as ``BFS``).
+directly), the shell runs a ``read``/``eval`` loop: no prompts, and no busybox line
+editing, whose 1 KiB line limit would cut the batched read. Every command
+is framed by sentinels the shell prints but whose echo differs (``BF""S`` echoes as
+typed, prints as ``BFS``), so a terminal that still echoes does no harm.
 """
 
 import contextlib
@@ -21,6 +23,8 @@ MAX_OUTPUT = 16 * 1024 * 1024
 LOGIN_RE = re.compile(rb"(?:login|username)\s*:\s*$", re.I)
 PASSWORD_RE = re.compile(rb"password\s*:\s*$", re.I)
 PROMPT_RE = re.compile(rb"[#$>%]\s*$")
+# Terminal control sequences (busybox ash asks for the cursor position after its prompt).
+ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 REFUSED_RE = re.compile(rb"login incorrect|incorrect password|access denied|failed", re.I)
 
 
@@ -39,8 +43,9 @@ class TelnetStream:
         """Read until one pattern matches the text so far; return (its index, text)."""
         buf = b""
         while True:
+            plain = ANSI_RE.sub(b"", buf)
             for i, p in enumerate(patterns):
-                if p.search(buf):
+                if p.search(plain):
                     return i, buf
             if len(buf) > MAX_OUTPUT:
                 raise TransportError("answer larger than %d bytes" % MAX_OUTPUT)
@@ -145,8 +150,11 @@ def connect_telnet(board: Board, creds: Credentials, timeout: float) -> TelnetSe
     stream = TelnetStream(sock)
     try:
         _login(stream, creds.user or board.user, creds.password, deadline)
-        # Quiet, newline-clean shell for framed commands (stty may be absent: harmless).
-        stream.send_line("stty -echo -onlcr 2>/dev/null; echo BF\"\"READY")
+        # Quiet, newline-clean, non-interactive shell (stty may be absent: harmless).
+        stream.send_line("stty -echo -onlcr -icanon min 1 time 0 2>/dev/null; "
+                         "echo BF\"\"PIPE; while IFS= read -r l; do eval \"$l\"; done")
+        stream.read_until([re.compile(rb"BFPIPE\r?\n")], deadline, "the shell")
+        stream.send_line('echo BF""READY')
         stream.read_until([re.compile(rb"BFREADY\r?\n")], deadline, "the shell")
     except TransportError as e:
         sock.close()

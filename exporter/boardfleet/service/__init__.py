@@ -1,0 +1,1 @@
+"""The FastAPI fleet service: inventory API, Prometheus HTTP SD and agentless probes."""

@@ -1,0 +1,172 @@
+"""End-to-end: the fleet service probes fake boards over real sshd and telnet."""
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Dict, List, Tuple
+
+import pytest
+import yaml
+from conftest import PROBE_TIMEOUT, TELNET_PASSWORD, TOKEN, agentless_job, wait_for
+from support.agent import run_once
+from support.prom import Prometheus, start_prometheus
+from support.promtool import check_metrics
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+
+def http(method: str, url: str, body: object = None, token: str | None = None,
+         headers: Dict[str, str] | None = None) -> Tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token is not None:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text: str) -> Dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def probe(fleet: Dict[str, object], target: str) -> Dict[str, float]:
+    status, text = http("GET", "%s/probe?target=%s" % (fleet["base"], target))
+    assert status == 200, text
+    return samples(text)
+
+
+def test_ssh_probe_reads_hisi_board_in_agent_vocabulary(fleet):
+    text = http("GET", "%s/probe?target=hi0" % fleet["base"])[1]
+    got = samples(text)
+    assert got["board_probe_success"] == 1.0
+    assert 0 < got["board_probe_duration_seconds"] < PROBE_TIMEOUT
+    assert any(k.startswith("board_info{") and 'platform="hisi"' in k for k in got)
+    # The same numbers the agent reads from the fixture's /proc/media-mem and /proc/stat.
+    assert any(k.startswith("board_mmz_size_bytes{") for k in got)
+    assert got['board_collector_success{collector="mmz"}'] == 1.0
+    assert any(k.startswith("board_cpu_seconds_total{") for k in got)
+    # Same parsers, same numbers: the agent on the same sysroot agrees on every MMZ and
+    # CPU sample, and the probe adds no lint of its own.
+    agent_text = run_once(str(fleet["boards"]["hi0"].sysroot))
+    agent = samples(agent_text)
+    shared = [k for k in agent if k.startswith(("board_mmz_", "board_cpu_seconds_total"))]
+    assert shared and {k: got.get(k) for k in shared} == {k: agent[k] for k in shared}
+    assert check_metrics(text) == check_metrics(agent_text)
+
+
+def test_pooled_probes_are_fast_after_the_first(fleet):
+    probe(fleet, "gen0")
+    durations = [probe(fleet, "gen0")["board_probe_duration_seconds"] for _ in range(5)]
+    assert max(durations) < 0.5, durations
+
+
+def test_telnet_board_logs_in_and_is_probed(fleet):
+    got = probe(fleet, "tel0")
+    assert got["board_probe_success"] == 1.0
+    assert any(k.startswith("board_mmz_size_bytes{") for k in got)
+    assert got["board_load1"] >= 0
+    again = probe(fleet, "tel0")  # the pooled telnet session answers a second time
+    assert again["board_probe_success"] == 1.0
+
+
+def test_wrong_telnet_password_fails_without_logging_it(fleet):
+    secrets = fleet["workdir"] / "secrets.yml"
+    log = b"".join(p.read_bytes() for p in fleet["workdir"].glob("service-*.log"))
+    assert TELNET_PASSWORD.encode() not in log
+    assert TOKEN.encode() not in log
+    assert secrets.stat().st_mode & 0o077 == 0
+
+
+def test_unknown_target_is_404_and_missing_target_422(fleet):
+    assert http("GET", "%s/probe?target=nope" % fleet["base"])[0] == 404
+    assert http("GET", "%s/probe" % fleet["base"])[0] == 422
+
+
+def test_http_sd_lists_agentless_boards_with_labels(fleet):
+    status, text = http("GET", "%s/sd" % fleet["base"])
+    assert status == 200
+    groups = {g["targets"][0]: g["labels"] for g in json.loads(text)}
+    assert set(groups) == {"hi0", "gen0", "dead0", "tel0"}
+    assert groups["hi0"] == {"board": "hi0", "platform": "auto", "mode": "agentless",
+                             "lab": "ci"}
+    assert json.loads(http("GET", "%s/sd?mode=agent" % fleet["base"])[1]) == []
+
+
+def test_board_crud_needs_the_token_and_persists(fleet):
+    base, board = fleet["base"], {"name": "new0", "host": "198.18.255.2", "mode": "agentless"}
+    assert http("POST", base + "/boards", board)[0] == 401
+    assert http("POST", base + "/boards", board, token="wrong")[0] == 401
+    assert http("POST", base + "/boards", board, token=TOKEN)[0] == 201
+    assert http("POST", base + "/boards", board, token=TOKEN)[0] == 409
+    assert http("GET", base + "/boards/new0")[0] == 200
+    saved = yaml.safe_load(fleet["inventory"].read_text())
+    assert "new0" in [b["name"] for b in saved["boards"]]
+    bad = dict(board, name="bad1", labels={"board": "x"})
+    assert http("POST", base + "/boards", bad, token=TOKEN)[0] == 422
+    assert http("DELETE", base + "/boards/new0")[0] == 401
+    assert http("DELETE", base + "/boards/new0", token=TOKEN)[0] == 204
+    assert http("DELETE", base + "/boards/new0", token=TOKEN)[0] == 404
+    names = [b["name"] for b in json.loads(http("GET", base + "/boards")[1])]
+    assert sorted(names) == ["dead0", "gen0", "hi0", "tel0"]
+
+
+def at_least(prom: Prometheus, n: int, expr: str) -> List[Dict[str, Any]]:
+    found = prom.query(expr)
+    return found if len({s["metric"]["instance"] for s in found}) >= n else []
+
+
+def test_prometheus_scrapes_probe_and_stores_mmz(fleet):
+    service = urllib.parse.urlsplit(fleet["base"]).netloc
+    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+              "scrape_configs": [agentless_job(service)]}
+    with start_prometheus(config) as prom:
+        try:
+            mmz = wait_for(lambda: at_least(prom, 2, "board_mmz_size_bytes"), 30,
+                           "MMZ series of both HiSilicon boards")
+            ok = wait_for(lambda: at_least(prom, 4, "board_probe_success == 1"), 30,
+                          "four good probes")
+        except AssertionError:
+            print(prom.get("/api/v1/targets"), prom.log()[-3000:])
+            raise
+    assert {s["metric"]["board"] for s in mmz} == {"hi0", "tel0"}
+    assert {s["metric"]["instance"] for s in ok} == {"hi0", "gen0", "dead0", "tel0"}
+    assert all(s["metric"]["lab"] == "ci" and s["metric"]["mode"] == "agentless"
+               for s in mmz)
+
+
+def test_board_that_stops_answering_fails_within_the_timeout(fleet):
+    board = fleet["boards"]["dead0"]
+    assert probe(fleet, "dead0")["board_probe_success"] == 1.0  # pooled session is open
+    links = board.netns_exec("ip", "-o", "link", "show").stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name != "lo":
+            subprocess.run(["ip", "netns", "exec", board.netns, "ip", "link", "set", name,
+                            "down"], check=True, timeout=10)
+    for _ in range(3):  # hung pooled session, then reconnects under backoff
+        started = time.monotonic()
+        got = probe(fleet, "dead0")
+        took = time.monotonic() - started
+        assert got["board_probe_success"] == 0.0
+        assert took < PROBE_TIMEOUT + 1.0, took
+    # Prometheus' own scrape timeout header shortens the probe.
+    started = time.monotonic()
+    status, text = http("GET", "%s/probe?target=dead0" % fleet["base"],
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+    assert status == 200 and samples(text)["board_probe_success"] == 0.0
+    assert time.monotonic() - started < 1.5
+    # The other boards are not held up by the dead one.
+    assert probe(fleet, "gen0")["board_probe_success"] == 1.0
