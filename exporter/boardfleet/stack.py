@@ -33,6 +33,10 @@ BINARIES = {"prometheus": ("prometheus",),
             "alertmanager": ("prometheus-alertmanager", "alertmanager")}
 # The fleet service's address in prometheus/prometheus.yml (``boardfleet serve`` default).
 SERVICE_ADDRESS = "127.0.0.1:9120"
+AGENT_JOB = "boardfleet-agent"
+# ``boardfleet`` itself, whether or not its entry point is on PATH.
+CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
+SCENARIOS = "idle,ddr-saturation,mmz-leak,latency-spike"
 STOP_GRACE = 10.0
 HEALTH_TIMEOUT = 30.0
 
@@ -55,7 +59,7 @@ class Proc:
     pid: int
     start: str  # /proc/<pid>/stat start time: tells our process from a reused pid
     url: str
-    health: str
+    health: str  # path under url answering 200, or (url "") a file written when ready
     log: str
 
 
@@ -65,6 +69,7 @@ class Stack:
     host: str = "127.0.0.1"
     ports: Ports = field(default_factory=Ports)
     demo_sysroots: Path = FIXTURES
+    sim_boards: int = 4
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -96,12 +101,14 @@ class Stack:
                     "board-" + board.name,
                     _agent_cmd(board.sysroot, "%s:%d" % (self.host, board.agent_port)),
                     "http://%s:%d" % (self.host, board.agent_port), "/-/healthy"))
+            sim = self._simulator()
+            if sim:
+                procs.append(self._spawn("simulator", sim, "", str(self.sim_targets)))
             self._started(procs)
             service = self._service_url()
             if service:  # before Prometheus, whose service discovery asks it
                 procs.append(self._spawn("service", [
-                    sys.executable, "-c", "import sys; from boardfleet.cli import main; "
-                    "sys.exit(main())", "serve", "-i", str(inventory.path),
+                    *CLI, "serve", "-i", str(inventory.path),
                     "--listen", "%s:%d" % (self.host, self.ports.service)],
                     service, "/healthz"))
                 self._started(procs)
@@ -145,6 +152,24 @@ class Stack:
         self.record.write_text(json.dumps([asdict(p) for p in procs], indent=2) + "\n")
         for p in procs:
             _wait_healthy(p)
+
+    @property
+    def sim_targets(self) -> Path:
+        return self.state / "sim" / "targets.yml"
+
+    def _simulator(self) -> list[str]:
+        """``boardfleet simulate`` with agents: live HiSilicon boards by scenario."""
+        if self.sim_boards <= 0:
+            return []
+        try:
+            import boardfleet.simulator  # noqa: F401
+        except ImportError as e:
+            self.skipped.append("simulated boards (boardfleet.simulator: %s)" % e)
+            return []
+        self.sim_targets.unlink(missing_ok=True)
+        return [*CLI, "simulate", "--boards", str(self.sim_boards), "--scenario", SCENARIOS,
+                "--out", str(self.sim_targets.parent), "--agents",
+                "--targets", str(self.sim_targets), "--ramp", "1800"]
 
     def _service_url(self) -> str:
         try:
@@ -202,7 +227,9 @@ class Stack:
                 continue
             else:
                 job.pop("http_sd_configs", None)
-                job["file_sd_configs"] = [{"files": [str(targets)], "refresh_interval": "10s"}]
+            if job.get("job_name") == AGENT_JOB:  # demo boards (without the service) + sim
+                files = [str(self.sim_targets)] + ([] if service else [str(targets)])
+                job["file_sd_configs"] = [{"files": files, "refresh_interval": "10s"}]
             jobs.append(job)
         cfg["scrape_configs"] = jobs
         path = self.state / "prometheus.yml"
@@ -239,18 +266,16 @@ def _wait_healthy(p: Proc, timeout: float = HEALTH_TIMEOUT) -> None:
     while time.monotonic() < deadline:
         if _start_time(p.pid) != p.start:
             raise StackError("%s exited at start; see %s" % (p.name, p.log))
-        try:
-            with urllib.request.urlopen(p.url + p.health, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if healthy(p):
+            return
         time.sleep(0.2)
     raise StackError("%s did not answer %s within %.0fs; see %s"
                      % (p.name, p.url + p.health, timeout, p.log))
 
 
 def healthy(p: Proc) -> bool:
+    if not p.url:
+        return Path(p.health).is_file()
     try:
         with urllib.request.urlopen(p.url + p.health, timeout=2) as r:
             return r.status == 200

@@ -16,6 +16,7 @@ from support.paths import FIXTURES
 
 CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
 DEMO = ("generic", "hi3516ev200", "x5")
+PROCESSES = len(DEMO) + 4  # + simulator (with its agent), service, Alertmanager, Prometheus
 
 
 def _stack(state: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -24,8 +25,9 @@ def _stack(state: Path, *args: str, env: dict | None = None) -> subprocess.Compl
 
 
 def _port_args() -> List[str]:
-    return ["--prometheus-port", str(free_port()), "--alertmanager-port", str(free_port()),
-            "--service-port", str(free_port()), "--boards-port", str(free_port())]
+    return ["--sim-boards", "1", "--prometheus-port", str(free_port()),
+            "--alertmanager-port", str(free_port()), "--service-port", str(free_port()),
+            "--boards-port", str(free_port())]
 
 
 def _pids(state: Path) -> List[int]:
@@ -39,6 +41,19 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _leftovers(state: Path) -> List[str]:
+    """Command lines of live processes that mention the state directory (orphans)."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(state) in cmd and _alive(int(d.name)):
+            out.append(cmd)
+    return out
 
 
 def _get(url: str) -> dict:
@@ -74,7 +89,7 @@ def test_up_status_down(state: Path) -> None:
 
     status = _stack(state, "status")
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("healthy") == len(DEMO) + 3  # + service, AM, Prometheus
+    assert status.stdout.count("healthy") == PROCESSES
 
     again = _stack(state, "up", "--detach", "--demo-sysroots", demo, *_port_args())
     assert again.returncode == 1 and "already running" in again.stderr
@@ -83,19 +98,20 @@ def test_up_status_down(state: Path) -> None:
     assert rules, "the repository's rule files are loaded"
     deadline = time.monotonic() + 30
     up_boards: dict = {}
-    while time.monotonic() < deadline and len(up_boards) < len(DEMO):
+    while time.monotonic() < deadline and len(up_boards) < len(DEMO) + 1:
         targets = _get(prom + "/api/v1/targets")["data"]["activeTargets"]
         up_boards = {t["labels"]["board"]: t["labels"]["platform"] for t in targets
                      if t["health"] == "up"}
         time.sleep(0.5)
     assert up_boards == {"demo-generic": "generic", "demo-hi3516ev200": "hisi",
-                         "demo-x5": "horizon"}
+                         "demo-x5": "horizon", "sim-01-idle": "hisi"}
 
     pids = _pids(state)
     down = _stack(state, "down")
     assert down.returncode == 0 and "stopped %d processes" % len(pids) in down.stdout
     time.sleep(0.5)  # init reaps the detached processes
     assert [p for p in pids if _alive(p)] == []
+    assert _leftovers(state) == []
     assert _stack(state, "status").returncode == 3
 
 
@@ -106,11 +122,11 @@ def test_ctrl_c_stops_everything(state: Path) -> None:
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(_pids(state)) == len(DEMO) + 3 and _stack(state, "status").returncode == 0:
+            if len(_pids(state)) == PROCESSES and _stack(state, "status").returncode == 0:
                 break
             time.sleep(0.5)
         pids = _pids(state)
-        assert len(pids) == len(DEMO) + 3
+        assert len(pids) == PROCESSES
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -120,6 +136,7 @@ def test_ctrl_c_stops_everything(state: Path) -> None:
     assert proc.returncode == 0, err
     assert "stack stopped" in out
     assert [p for p in pids if _alive(p)] == []
+    assert _leftovers(state) == []
     assert not (state / "stack.json").exists()
 
 

@@ -33,6 +33,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
                             if name == "boards" else ""))
     up.add_argument("--demo-sysroots", type=Path, default=FIXTURES, metavar="DIR",
                     help="one demo board per sysroot under DIR (default %s)" % FIXTURES)
+    up.add_argument("--sim-boards", type=int, default=4, metavar="N",
+                    help="simulated HiSilicon boards ('boardfleet simulate'; default 4, 0: none)")
     up.set_defaults(func=_up)
     ssub.add_parser("down", help="stop the stack").set_defaults(func=_down)
     ssub.add_parser("status", help="show what runs and whether it answers"
@@ -42,7 +44,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
 def _up(args: argparse.Namespace) -> int:
     ports = Ports(args.prometheus_port, args.alertmanager_port, args.service_port,
                   args.boards_port)
-    stack = Stack(args.state_dir.resolve(), args.host, ports, args.demo_sysroots.resolve())
+    stack = Stack(args.state_dir.resolve(), args.host, ports, args.demo_sysroots.resolve(),
+                  args.sim_boards)
     stop = threading.Event()
     if not args.detach:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -73,7 +76,8 @@ def _print_urls(stack: Stack, procs: list[Proc]) -> None:
     boards = [p for p in procs if p.name.startswith("board-")]
     for p in procs:
         if not p.name.startswith("board-"):
-            out.append("  %-13s %s" % (p.name, p.url))
+            out.append("  %-13s %s" % (p.name, p.url or "%d boards, targets in %s" % (
+                stack.sim_boards, p.health)))
     out.append("  %-13s %d agents, %s ... %s" % ("demo boards", len(boards),
                                                  boards[0].url if boards else "-",
                                                  boards[-1].url if boards else "-"))
