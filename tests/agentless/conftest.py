@@ -1,6 +1,7 @@
 """Fixtures for agentless tests: fake boards, a served fleet service, a real Prometheus."""
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -42,18 +43,54 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def in_netns(netns: str | None, argv: List[str]) -> List[str]:
+    return [shutil.which("ip") or "ip", "netns", "exec", netns, *argv] if netns else argv
+
+
 @contextmanager
-def served(inventory: Path, workdir: Path, *extra: str) -> Iterator[str]:
-    """``boardfleet serve`` on a free loopback port; yields its base URL."""
+def loopback_netns() -> Iterator[str]:
+    """A network namespace with only ``lo``: nothing in it can reach another host."""
+    name = "bfapi-%d-%04x" % (os.getpid(), random.randrange(0x10000))
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+                       check=True, timeout=30)
+        yield name
+    finally:
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                              timeout=30).stdout.split()
+        for pid in pids:
+            with suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "delete", name], timeout=30)
+
+
+def wait_http_in(netns: str, url: str, timeout: float = 15.0) -> None:
+    probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
+    deadline = time.monotonic() + timeout
+    while subprocess.run(in_netns(netns, [sys.executable, "-c", probe, url]),
+                         capture_output=True, timeout=30).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s did not answer within %.0fs" % (url, timeout))
+        time.sleep(0.2)
+
+
+@contextmanager
+def served(inventory: Path, workdir: Path, *extra: str,
+           netns: str | None = None) -> Iterator[str]:
+    """``boardfleet serve`` on a free loopback port (of ``netns``); yields its base URL."""
     port = free_port()
     log = open(workdir / ("service-%d.log" % port), "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())",
-         "serve", "--inventory", str(inventory), "--listen", "127.0.0.1:%d" % port, *extra],
+    proc = subprocess.Popen(in_netns(netns, [
+        sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())",
+        "serve", "--inventory", str(inventory), "--listen", "127.0.0.1:%d" % port, *extra]),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = "http://127.0.0.1:%d" % port
     try:
-        wait_http(base + "/healthz")
+        if netns:
+            wait_http_in(netns, base + "/healthz")
+        else:
+            wait_http(base + "/healthz")
         yield base
     finally:
         stop(proc)
