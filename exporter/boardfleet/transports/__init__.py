@@ -1,9 +1,13 @@
 """Remote shells for agentless probes: pooled SSH (paramiko) and busybox telnet.
 
-A transport runs one ``sh`` command line on a board and returns its stdout, within a
-deadline. :class:`~boardfleet.transports.pool.SessionPool` keeps one open session per
-board and reconnects with backoff.
+A session is one long-lived ``sh`` on a board, fed one command line at a time; each
+command is framed by sentinels (:class:`Frame`), so a probe costs one round trip and no
+new process or SSH channel. :class:`~boardfleet.transports.pool.SessionPool` keeps one
+session per board and reconnects with backoff.
 """
+
+import re
+from secrets import token_hex
 
 
 class TransportError(Exception):
@@ -22,3 +26,24 @@ class Session:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+class Frame:
+    """A one-line command between sentinels that the shell prints but that its echo
+    does not contain (``BF""S`` is echoed as typed and printed as ``BFS``)."""
+
+    def __init__(self, command: str) -> None:
+        if "\n" in command or "\r" in command:
+            raise TransportError("commands must be one line")
+        tag = token_hex(6).encode()
+        self.line = 'echo BF""S%s; %s; echo BF""E%s' % (tag.decode(), command, tag.decode())
+        self.start = b"BFS" + tag + b"\n"
+        self.end = re.compile(b"BFE" + tag + rb"\r?\n")
+
+    def output(self, raw: bytes) -> str:
+        """The command's stdout out of everything read up to the end sentinel."""
+        begin = raw.find(self.start)
+        end = self.end.search(raw)
+        if begin == -1 or end is None:
+            raise TransportError("the answer lost its sentinels")
+        return raw[begin + len(self.start):end.start()].decode("utf-8", "replace")

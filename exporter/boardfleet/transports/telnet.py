@@ -3,18 +3,17 @@
 After the ``login:``/``Password:`` exchange (skipped when the board opens a shell
 directly), the shell runs a ``read``/``eval`` loop: no prompts, and no busybox line
 editing, whose 1 KiB line limit would cut the batched read. Every command
-is framed by sentinels the shell prints but whose echo differs (``BF""S`` echoes as
-typed, prints as ``BFS``), so a terminal that still echoes does no harm.
+is framed by sentinels (:class:`~boardfleet.transports.Frame`), so a terminal that
+still echoes does no harm.
 """
 
 import contextlib
 import re
-import secrets
 import socket
 import time
 
 from boardfleet.inventory import Board
-from boardfleet.transports import Session, TransportError
+from boardfleet.transports import Frame, Session, TransportError
 from boardfleet.transports.secrets import Credentials
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
@@ -115,23 +114,14 @@ class TelnetSession(Session):
         self.stream = stream
 
     def run(self, command: str, timeout: float) -> str:
-        if "\n" in command:
-            raise TransportError("%s: telnet commands must be one line" % self.name)
         deadline = time.monotonic() + timeout
-        tag = secrets.token_hex(6)
-        start, end = b"BFS" + tag.encode() + b"\n", b"BFE" + tag.encode()
         try:
-            self.stream.send_line('echo BF""S%s; %s; echo BF""E%s' % (tag, command, tag))
-            _, raw = self.stream.read_until([re.compile(re.escape(end) + rb"\r?\n")],
-                                            deadline, "command output")
+            frame = Frame(command)
+            self.stream.send_line(frame.line)
+            _, raw = self.stream.read_until([frame.end], deadline, "command output")
+            return frame.output(raw.replace(b"\r\n", b"\n"))
         except TransportError as e:
             raise TransportError("%s: %s" % (self.name, e)) from None
-        text = raw.replace(b"\r\n", b"\n")
-        begin = text.find(start)
-        if begin == -1:
-            raise TransportError("%s: telnet output lost its start marker" % self.name)
-        body = text[begin + len(start):text.rfind(end)]
-        return body.decode("utf-8", "replace")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
