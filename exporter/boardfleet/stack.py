@@ -180,18 +180,17 @@ class Stack:
         return "http://%s:%d" % (self.host, self.ports.service)
 
     def _inventory(self) -> Inventory:
-        """``boards.yml`` in the state directory, seeded with one demo board per sysroot."""
+        """``boards.yml`` in the state directory: your boards plus one demo board per sysroot."""
         inv = load(str(self.state / "boards.yml"))
         sysroots = sorted(p for p in self.demo_sysroots.glob("*") if (p / "proc").is_dir())
         if not sysroots:
             self.skipped.append("demo boards (no sysroots under %s)" % self.demo_sysroots)
-        names = {b.name for b in inv}
-        for i, root in enumerate(sysroots):
-            name = "demo-" + root.name
-            if name not in names:
-                inv.add(Board(name=name, host=self.host, platform=detect(LocalSource(str(root))),
-                              agent_port=self.ports.boards + i, sysroot=str(root),
-                              labels={"demo": "true", "rack": "demo", "owner": "boardfleet"}))
+        for i, root in enumerate(sysroots):  # refreshed on every start (ports may change)
+            inv.add(Board(name="demo-" + root.name, host=self.host,
+                          platform=detect(LocalSource(str(root))),
+                          agent_port=self.ports.boards + i, sysroot=str(root),
+                          labels={"demo": "true", "rack": "demo", "owner": "boardfleet"}),
+                    replace=True)
         inv.save()
         return inv
 

@@ -80,7 +80,13 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_up_status_down(state: Path) -> None:
+    """A board added to the stack's inventory beforehand is discovered beside the demos."""
     demo = str(state.parent / "sysroots")
+    state.mkdir()
+    added = subprocess.run([*CLI, "inventory", "-i", str(state / "boards.yml"), "add",
+                            "real-1", "192.0.2.10", "--platform", "hisi"],
+                           capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
     up = _stack(state, "up", "--detach", "--demo-sysroots", demo, *_port_args())
     assert up.returncode == 0, up.stderr
     prom = next(line.split()[-1] for line in up.stdout.splitlines()
@@ -103,6 +109,8 @@ def test_up_status_down(state: Path) -> None:
         up_boards = {t["labels"]["board"]: t["labels"]["platform"] for t in targets
                      if t["health"] == "up"}
         time.sleep(0.5)
+    assert {t["labels"]["board"]: t["scrapeUrl"] for t in targets
+            if t["health"] != "up"} == {"real-1": "http://192.0.2.10:9776/metrics"}
     assert up_boards == {"demo-generic": "generic", "demo-hi3516ev200": "hisi",
                          "demo-x5": "horizon", "sim-01-idle": "hisi"}
 

@@ -55,6 +55,8 @@ def _up(args: argparse.Namespace) -> int:
     except StackError as e:
         sys.stderr.write("boardfleet: %s\n" % e)
         return 1
+    except KeyboardInterrupt:  # --detach: interrupted while starting; up() stopped it all
+        return 130
     _print_urls(stack, procs)
     if args.detach:
         return 0
