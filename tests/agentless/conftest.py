@@ -21,6 +21,7 @@ from support.paths import REPO
 TELNETD = Path(__file__).with_name("telnetd.py")
 TOKEN = "s3cret-token-for-tests"
 TELNET_PASSWORD = "hunter2-telnet-pw"
+WRONG_PASSWORD = "not-the-pw-4711"
 PROBE_TIMEOUT = 2.0
 
 
@@ -122,7 +123,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def fleet(workdir: Path) -> Iterator[Dict[str, object]]:
-    """Four agentless boards (one behind telnet) and a fleet service probing them."""
+    """Four agentless boards (one behind telnet, listed twice: right and wrong password)
+    and a fleet service probing them."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     specs = [BoardSpec("hi0", "hi3516ev200", python=False),
@@ -139,11 +141,14 @@ def fleet(workdir: Path) -> Iterator[Dict[str, object]]:
                 if b.name == "tel0":
                     entry.update(transport="telnet", port=tport)
                 entries.append(entry)
+            # The same telnetd, but the secrets file has a wrong password for it.
+            entries.append(dict(entries[-1], name="tel1"))
             inventory = workdir / "boards.yml"
             inventory.write_text(yaml.safe_dump({"boards": entries}))
             secrets = write_private(workdir / "secrets.yml", yaml.safe_dump({
                 "default": {"key_file": str(fb[0].client_key)},
-                "boards": {"tel0": {"password": TELNET_PASSWORD}}}))
+                "boards": {"tel0": {"password": TELNET_PASSWORD},
+                           "tel1": {"password": WRONG_PASSWORD}}}))
             token = write_private(workdir / "token", TOKEN + "\n")
             known = workdir / "known_hosts"
             known.write_text("".join(b.known_hosts_line + "\n" for b in fb))
