@@ -96,7 +96,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
         sim.tick()
         sim.start_agents(tmp / "sim.yml")
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": [{"job_name": "boardfleet-agent", "file_sd_configs": [
+                  "scrape_configs": [{"job_name": "boardfleet-agent", "honor_labels": True,
+                                      "file_sd_configs": [
                       {"files": [str(tmp / "targets.yml"), str(tmp / "sim.yml")]}]}]}
         prom = stack.enter_context(start_prometheus(config, rule_files=_fast_rules(tmp)))
         deadline = time.monotonic() + DEADLINE

@@ -46,13 +46,11 @@ def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, float]:
 def cpu_busy(by: str, matcher: str, window: str) -> str:
     """Busy fraction of the CPUs, averaged ``by`` labels.
 
-    Service discovery puts a ``mode`` target label (agent|agentless) on every series, so
-    Prometheus renames the CPU counter's own ``mode`` to ``exported_mode``; the query
-    accepts either spelling.
+    The scrape jobs use ``honor_labels``, so the counter keeps its own ``mode`` label
+    even though service discovery also sets a ``mode`` (agent|agentless) target label.
     """
-    rate = "rate(board_cpu_seconds_total{%s%s=\"idle\"}[%s])"
-    return "1 - avg by (%s) (%s or %s)" % (
-        by, rate % (matcher, "mode", window), rate % (matcher, "exported_mode", window))
+    return '1 - avg by (%s) (rate(board_cpu_seconds_total{%smode="idle"}[%s]))' % (
+        by, matcher, window)
 
 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
