@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from boardfleet import __version__
 from boardfleet.inventory import Board, Inventory, InventoryError
 from boardfleet.probe import Prober, render
+from boardfleet_agent.config import DEFAULT_PORT
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -35,9 +36,9 @@ class BoardIn(BaseModel):
     port: int = Field(22, ge=1, le=65535)
     user: str = Field("root", min_length=1, max_length=64)
     platform: Literal["auto", "hisi", "horizon", "snapdragon", "generic"] = "auto"
-    mode: Literal["agent", "agentless"] = "agentless"
+    mode: Literal["agent", "agentless"] = "agent"
     transport: Literal["ssh", "telnet"] = "ssh"
-    agent_port: int = Field(9100, ge=1, le=65535)
+    agent_port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     labels: Dict[str, str] = Field(default_factory=dict)
     sysroot: str = Field("/", max_length=255)
 
