@@ -34,12 +34,21 @@ from boardfleet_agent.modelload import ModelLoads
 from boardfleet_agent.procmem import accelerator_bytes
 from boardfleet_agent.server import parse_listen
 from boardfleet_agent.source import Source
-from boardfleet_agent.statsd import LABEL_VALUE, MAX_PACKET_BYTES, REASONS, parse_datagram
+from boardfleet_agent.statsd import (
+    LABEL_VALUE,
+    MAX_PACKET_BYTES,
+    REASONS,
+    line_shape,
+    parse_line,
+    parse_value,
+    split_datagram,
+)
 
 DEFAULT_STATSD_LISTEN = "127.0.0.1:8125"
 LOAD_BEGIN = "model_load_begin"
 LOAD_END = "model_load"
 MAX_PID = 1 << 22
+MAX_ROUTES = 4096  # cached line shapes (see Inference.handle)
 _TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
@@ -61,6 +70,7 @@ class Inference:
         self.logstats = LogStats()
         self.tailer = _tailer(sections.get("logtail", {}), self.logstats)
         self.rejected = dict.fromkeys(REASONS, 0)
+        self._routes: Dict[str, Tuple[Tuple[str, ...], float]] = {}
         self._heard = False
         self._lock = threading.Lock()
         self.intake: Optional[UdpIntake] = None
@@ -81,26 +91,50 @@ class Inference:
         self.tailer.stop()
 
     def handle(self, data: bytes) -> None:
-        """Account for one datagram (the hot path)."""
-        samples, rejects = parse_datagram(data, self.max_packet)
-        for s in samples:
-            if s.type == "ms" and s.name != LOAD_END:
-                model = s.tags.get("model", s.name)
-                labels = (model, *(s.tags.get(t, "") for t in self.tags))
-                if all(v == "" or LABEL_VALUE.match(v) for v in labels) and model:
-                    reason = self.histograms.observe(labels, s.value / 1000.0, 1.0 / s.rate)
-                else:
-                    reason = "bad_label"
-            elif s.name in (LOAD_BEGIN, LOAD_END):
-                reason = self._load(s.name, s.tags, s.value / 1000.0)
+        """Account for one datagram (the hot path).
+
+        Lines differing only in their value share a shape; the labels and weight of an
+        accepted timing are cached by shape, so a repeated line costs a dict lookup and
+        a float parse.
+        """
+        lines = split_datagram(data, self.max_packet)
+        rejects = [lines] if isinstance(lines, str) else []
+        routes = self._routes
+        for line in lines if not rejects else ():
+            shape, text = line_shape(line)
+            route = routes.get(shape)
+            if route is None:
+                reason = self._slow(line, shape)
             else:
-                reason = "unknown_type"
+                value = parse_value(text, "ms")
+                reason = value if isinstance(value, str) else self.histograms.observe(
+                    route[0], value / 1000.0, route[1])
             if reason:
                 rejects.append(reason)
-        with self._lock:
-            self._heard = True
-            for r in rejects:
-                self.rejected[r] += 1
+        self._heard = True
+        if rejects:
+            with self._lock:
+                for r in rejects:
+                    self.rejected[r] += 1
+
+    def _slow(self, line: str, shape: str) -> Optional[str]:
+        s = parse_line(line)
+        if isinstance(s, str):
+            return s
+        if s.name in (LOAD_BEGIN, LOAD_END):
+            return self._load(s.name, s.tags, s.value / 1000.0)
+        if s.type != "ms":
+            return "unknown_type"
+        model = s.tags.get("model", s.name)
+        labels = (model, *(s.tags.get(t, "") for t in self.tags))
+        if not all(v == "" or LABEL_VALUE.match(v) for v in labels) or not model:
+            return "bad_label"
+        reason = self.histograms.observe(labels, s.value / 1000.0, 1.0 / s.rate)
+        if reason is None:
+            if len(self._routes) >= MAX_ROUTES:
+                self._routes.clear()
+            self._routes[shape] = (labels, 1.0 / s.rate)
+        return reason
 
     def _load(self, name: str, tags: Dict[str, str], seconds: float) -> Optional[str]:
         model, stage, pid_text = tags.get("model", ""), tags.get("stage", ""), tags.get("pid")
@@ -123,8 +157,8 @@ class Inference:
         yield from self.loads.collect()
         yield from self.logstats.collect()
         with self._lock:
-            heard, rejected = self._heard, sorted(self.rejected.items())
-        if heard:
+            rejected = sorted(self.rejected.items())
+        if self._heard:
             counter = CounterMetricFamily(
                 "board_inference_rejected_total",
                 "StatsD lines or packets dropped by the inference intake, by reason.",

@@ -40,7 +40,11 @@ class Sample(NamedTuple):
 
 
 def parse_line(line: str) -> Union[Sample, str]:
-    """Parse one line into a :class:`Sample`, or return the reason it is rejected."""
+    """Parse one line into a :class:`Sample`, or return the reason it is rejected.
+
+    The result depends only on the value field (up to the first ``|``) and on
+    :func:`line_shape`, the rest of the line: callers may cache by shape.
+    """
     name, sep, rest = line.partition(":")
     if not sep or not _NAME.match(name):
         return "malformed"
@@ -50,16 +54,9 @@ def parse_line(line: str) -> Union[Sample, str]:
     mtype = parts[1]
     if mtype not in TYPES:
         return "unknown_type"
-    text = parts[0]
-    if not _NUMBER.match(text):
-        return "malformed"
-    value = float(text)
-    if not math.isfinite(value):
-        return "not_finite"
-    if value < 0:
-        return "negative"
-    if mtype == "ms" and value > MAX_TIMING_MS:
-        return "too_large"
+    value = parse_value(parts[0], mtype)
+    if isinstance(value, str):
+        return value
     rate = 1.0
     tags: Dict[str, str] = {}
     seen = set()
@@ -83,21 +80,49 @@ def parse_line(line: str) -> Union[Sample, str]:
     return Sample(name, mtype, value, rate, tags)
 
 
-def parse_datagram(data: bytes,
-                   max_bytes: int = MAX_PACKET_BYTES) -> Tuple[List[Sample], List[str]]:
-    """Split a datagram into accepted samples and the reasons of rejected lines."""
+def line_shape(line: str) -> Tuple[str, str]:
+    """``(shape, value field)``: the line without its value, and the value."""
+    colon = line.find(":")
+    bar = line.find("|", colon + 1)
+    if colon < 0 or bar < 0:
+        return line, ""
+    return line[:colon + 1] + line[bar:], line[colon + 1:bar]
+
+
+def parse_value(text: str, mtype: str) -> Union[float, str]:
+    """The value field of a line of type ``mtype``, or the reason it is rejected."""
+    if not _NUMBER.match(text):
+        return "malformed"
+    value = float(text)
+    if not math.isfinite(value):
+        return "not_finite"
+    if value < 0:
+        return "negative"
+    if mtype == "ms" and value > MAX_TIMING_MS:
+        return "too_large"
+    return value
+
+
+def split_datagram(data: bytes, max_bytes: int = MAX_PACKET_BYTES) -> Union[List[str], str]:
+    """The datagram's non-empty lines, or the reason the whole packet is rejected."""
     if len(data) > max_bytes:
-        return [], ["oversized_packet"]
+        return "oversized_packet"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return [], ["bad_encoding"]
+        return "bad_encoding"
+    return [line.rstrip("\r") for line in text.split("\n") if line.rstrip("\r")]
+
+
+def parse_datagram(data: bytes,
+                   max_bytes: int = MAX_PACKET_BYTES) -> Tuple[List[Sample], List[str]]:
+    """Split a datagram into accepted samples and the reasons of rejected lines."""
+    lines = split_datagram(data, max_bytes)
+    if isinstance(lines, str):
+        return [], [lines]
     samples: List[Sample] = []
     rejects: List[str] = []
-    for line in text.split("\n"):
-        line = line.rstrip("\r")
-        if not line:
-            continue
+    for line in lines:
         got = parse_line(line)
         if isinstance(got, str):
             rejects.append(got)

@@ -5,9 +5,16 @@ import socket
 import subprocess
 import sys
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from inference_io import SYSROOT, free_udp_port, scrape_text, send, statsd_agent, value, wait_for
+from prometheus_client import CollectorRegistry, generate_latest
 from support.agent import agent_cmd, served_agent
 from support.promtool import check_metrics
+
+from boardfleet_agent.inference import Inference
+from boardfleet_agent.source import LocalSource
+from boardfleet_agent.statsd import parse_datagram
 
 LAT = "board_inference_latency_seconds"
 
@@ -124,3 +131,42 @@ def test_intake_off_and_bad_address(tmp_path):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", port))
         assert "board_inference" not in scrape_text(base)
+
+
+def _inference():
+    return Inference({"statsd": {"listen": "off"}}, LocalSource(SYSROOT))
+
+
+values = st.sampled_from(["1", "0.5", "2e3", "nan", "-1", "1e9", "abc", "", "1_0",
+                          "\u0661", "3:4", " 7"])
+suffixes = st.sampled_from(["|ms", "|ms|@0.5", "|ms|#model:a", "|ms|#model:b c", "|g",
+                            "|c", "|ms|@2", "|ms|#backend:bpu|@0.25", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["m", "model_load", "x.y"]), values, values, suffixes)
+def test_cached_line_shapes_match_the_full_parse(name, primer_value, value, suffix):
+    primer = ("%s:%s%s" % (name, primer_value, suffix)).encode()
+    line = ("%s:%s%s" % (name, value, suffix)).encode()
+    cached, fresh = _inference(), _inference()
+    cached.handle(primer)
+    cached.handle(line)  # may take the cached route of the primer's shape
+    fresh.handle(line)
+    fresh.handle(primer)
+    assert cached.histograms.snapshot() == fresh.histograms.snapshot()
+    assert cached.rejected == fresh.rejected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=5))
+def test_handler_survives_arbitrary_datagrams(datagrams):
+    inf = _inference()
+    for d in datagrams:
+        for _ in range(2):  # the second time through the shape cache
+            before = sum(inf.rejected.values())
+            inf.handle(d)
+            assert sum(inf.rejected.values()) >= before + len(parse_datagram(d)[1])
+    registry = CollectorRegistry()
+    registry.register(inf)
+    out = generate_latest(registry)
+    assert (b"board_inference_rejected_total" in out) == bool(datagrams)

@@ -71,7 +71,7 @@ def test_arbitrary_text_lines_never_raise(text):
 names = st.from_regex(r"[A-Za-z0-9_.\-]{1,40}", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(names, st.floats(min_value=0, max_value=3.6e6), st.dictionaries(
     st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), names, max_size=4))
 def test_format_then_parse_round_trips(name, ms, tags):
