@@ -1,8 +1,8 @@
 """Report inference latency and model loads to the board agent from an app.
 
-Standard library only, and safe inside an inference loop: every call is one
-non-blocking UDP ``sendto`` whose errors are swallowed, so a missing or busy agent
-never slows or breaks the app::
+Standard library only (the file can be copied into an app on its own) and safe inside
+an inference loop: every call is one non-blocking UDP ``sendto`` whose errors are
+swallowed, so a missing or busy agent never slows or breaks the app::
 
     from boardfleet_agent.report import report_latency, timed
     with timed("yolov8"):
@@ -17,12 +17,18 @@ import time
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional, Tuple
 
-from boardfleet_agent.statsd import format_line
-
 DEFAULT_ADDRESS = "127.0.0.1:8125"
 
 _sock: Optional[socket.socket] = None
 _target: Tuple[str, int] = ("127.0.0.1", 8125)
+
+
+def statsd_line(name: str, value: float, mtype: str, tags: Dict[str, str]) -> str:
+    """``name:value|type|#k:v,...``, the form the agent parses."""
+    line = "%s:%r|%s" % (name, float(value), mtype)
+    if tags:
+        line += "|#" + ",".join("%s:%s" % kv for kv in tags.items())
+    return line
 
 
 def send(line: str) -> None:
@@ -44,7 +50,7 @@ def send(line: str) -> None:
 
 def report_latency(model: str, seconds: float, **tags: str) -> None:
     """Report one inference of ``model`` that took ``seconds`` (extra tags optional)."""
-    send(format_line("inference", seconds * 1000.0, "ms", dict(model=model, **tags)))
+    send(statsd_line("inference", seconds * 1000.0, "ms", dict(model=model, **tags)))
 
 
 @contextmanager
@@ -61,7 +67,7 @@ def timed(model: str, **tags: str) -> Iterator[None]:
 def model_load(model: str, stage: str = "first") -> Iterator[None]:
     """Wrap loading ``model`` (``stage`` first or warm): load time and memory increase."""
     tags: Dict[str, str] = {"model": model, "stage": stage, "pid": str(os.getpid())}
-    send(format_line("model_load_begin", 1, "c", tags))
+    send(statsd_line("model_load_begin", 1, "c", tags))
     start = time.perf_counter()
     yield
-    send(format_line("model_load", (time.perf_counter() - start) * 1000.0, "ms", tags))
+    send(statsd_line("model_load", (time.perf_counter() - start) * 1000.0, "ms", tags))

@@ -130,11 +130,3 @@ def parse_datagram(data: bytes,
             samples.append(got)
     return samples, rejects
 
-
-def format_line(name: str, value: float, mtype: str = "ms",
-                tags: Union[Dict[str, str], None] = None) -> str:
-    """One StatsD line, the inverse of :func:`parse_line` for accepted input."""
-    line = "%s:%s|%s" % (name, repr(float(value)), mtype)
-    if tags:
-        line += "|#" + ",".join("%s:%s" % kv for kv in tags.items())
-    return line

@@ -101,6 +101,14 @@ def test_app_helper_reports_through_the_agent(tmp_path):
         assert value(s, LAT + "_bucket", model="yolov8", backend="bpu", le="0.0001") == 5
 
 
+def test_shell_reports_with_bash_dev_udp(tmp_path):
+    with statsd_agent(tmp_path) as (base, udp):
+        cmd = 'for i in 1 2 3; do echo "yolov8:12.5|ms|#backend:bpu" > /dev/udp/%s/%d; done'
+        subprocess.run(["bash", "-c", cmd % udp], check=True, timeout=30)
+        s = wait_for(base, lambda s: value(s, LAT + "_count", model="yolov8", backend="bpu") == 3)
+        assert abs(value(s, LAT + "_sum", model="yolov8", backend="bpu") - 0.0375) < 1e-12
+
+
 def test_helper_never_raises_without_an_agent():
     app = (
         "import time\n"

@@ -5,11 +5,11 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boardfleet_agent.report import statsd_line
 from boardfleet_agent.statsd import (
     MAX_PACKET_BYTES,
     REASONS,
     Sample,
-    format_line,
     parse_datagram,
     parse_line,
 )
@@ -75,4 +75,4 @@ names = st.from_regex(r"[A-Za-z0-9_.\-]{1,40}", fullmatch=True)
 @given(names, st.floats(min_value=0, max_value=3.6e6), st.dictionaries(
     st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), names, max_size=4))
 def test_format_then_parse_round_trips(name, ms, tags):
-    assert parse_line(format_line(name, ms, "ms", tags)) == Sample(name, "ms", ms, 1.0, tags)
+    assert parse_line(statsd_line(name, ms, "ms", tags)) == Sample(name, "ms", ms, 1.0, tags)
