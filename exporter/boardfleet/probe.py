@@ -57,6 +57,11 @@ def render(families: List[Metric], success: bool, duration: float) -> bytes:
     return generate_latest(registry)
 
 
+def probed_collectors(platform: str) -> List[Type[Collector]]:
+    """The platform's collectors that are light enough to read over a probe."""
+    return [c for c in collectors_for(platform, {}) if c.agentless]
+
+
 def with_prefix(patterns: Iterable[str], sysroot: str) -> List[str]:
     base = sysroot.rstrip("/")
     return sorted({base + p for p in patterns})
@@ -82,10 +87,11 @@ class Prober:
             with self._lock:
                 platform = self._platforms.get(board.name)
         if platform is None:
-            classes: Sequence[Type[Collector]] = list(all_collectors().values())
+            classes: Sequence[Type[Collector]] = [
+                c for c in all_collectors().values() if c.agentless]
             patterns = [*DETECT_PATTERNS]
         else:
-            classes = collectors_for(platform, {})
+            classes = probed_collectors(platform)
             patterns = []
         for cls in classes:
             patterns.extend(cls.paths)
@@ -113,7 +119,7 @@ class Prober:
                 platform = detect(snap)
                 with self._lock:
                     self._platforms[board.name] = platform
-            collectors = [cls({}, platform=platform) for cls in collectors_for(platform, {})]
+            collectors = [cls({}, platform=platform) for cls in probed_collectors(platform)]
             families = list(ScrapeRunner(collectors, snap, background=False).collect())
             return render(families, True, time.monotonic() - start)
         except TransportError as e:

@@ -66,6 +66,7 @@ class DmaBufProcessCollector(Collector):
     # Symlinks under fd/ are not files a batched read can fetch; a snapshot gets the
     # fdinfo files and the collector picks the dma-buf ones by their exp_name: line.
     paths = (PIDS + "/comm", PIDS + "/stat", PIDS + "/fdinfo/*")
+    agentless = False  # every fd of every process: too heavy for a probed busybox board
     defaults = {"max_processes": 50}
 
     def collect(self, src: Source) -> Iterator[Metric]:

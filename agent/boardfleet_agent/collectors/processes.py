@@ -35,6 +35,7 @@ class ProcessesCollector(Collector):
     name = "processes"
     help = "CPU seconds and RSS of configured process names (/proc/<pid>/stat)"
     paths = ("/proc/[0-9]*/stat",)
+    agentless = False  # one read per process: too heavy for a probed busybox board
     defaults = {"names": DEFAULT_NAMES}
 
     def collect(self, src: Source) -> Iterator[Metric]:
