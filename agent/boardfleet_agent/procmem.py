@@ -31,7 +31,9 @@ _ERRORS = (OSError, BoardfleetError)
 
 
 def accelerator_bytes(src: Source, pid: int) -> Optional[int]:
-    """Accelerator bytes ``pid`` holds; None if no kind of memory could be read for it."""
+    """Accelerator bytes ``pid`` holds; None if the process or its memory is unknown."""
+    if not src.exists("/proc/%d" % pid):
+        return None
     ion = ion_bytes(src, pid)
     parts = [dmabuf_bytes(src, pid, skip_ion=ion is not None), ion, mmz_bytes(src, pid)]
     known = [p for p in parts if p is not None]

@@ -127,6 +127,21 @@ def test_helper_never_raises_without_an_agent():
         assert float(out.stdout) < 5.0, target
 
 
+def test_bad_settings_stop_the_agent_with_a_message(tmp_path):
+    cases = {
+        '[inference]\nmax_models = "many"\n': "inference.max_models",
+        '[inference]\ntags = ["model"]\n': "inference.tags",
+        "[logtail.x]\npath = '/tmp/x.log'\npattern = 'took (\\d+) ms'\n": "named groups",
+        '[logtail.x]\nmodel = "y"\n': "logtail.x.path",
+    }
+    for text, message in cases.items():
+        config = tmp_path / "agent.toml"
+        config.write_text(text)
+        r = subprocess.run(agent_cmd("--config", str(config), "--once"),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and message in r.stderr, (text, r.stderr)
+
+
 def test_intake_off_and_bad_address(tmp_path):
     bad = subprocess.run(agent_cmd("--statsd-listen", "nowhere", "--once"),
                          capture_output=True, text=True, timeout=60)

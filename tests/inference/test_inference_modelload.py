@@ -78,6 +78,8 @@ def test_process_memory_readers(tmp_path):
     assert ion_bytes(src, PID) == 3 * MIB
     assert mmz_bytes(src, PID) == 256 * 1024
     assert accelerator_bytes(src, PID) == MIB + 3 * MIB + 256 * 1024
+    assert accelerator_bytes(src, 31337) is None  # no such process
+    (tmp_path / "proc/31337").mkdir()
     assert accelerator_bytes(src, 31337) == 0  # ION and MMZ readable, nothing held
     assert accelerator_bytes(LocalSource(str(tmp_path / "empty")), PID) is None
 
@@ -123,3 +125,5 @@ def test_app_helper_model_load(tmp_path):
         s = wait_for(base, lambda s: value(s, "board_model_load_seconds",
                                            model="resnet", stage="warm") > 0)
         assert 0.05 <= value(s, "board_model_load_seconds", model="resnet", stage="warm") < 5
+        # The app's pid is not in the fixture sysroot: no memory reading, no increase.
+        assert not any(k[0] == "board_model_memory_increase_bytes" for k in s)
