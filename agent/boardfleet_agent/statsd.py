@@ -113,20 +113,3 @@ def split_datagram(data: bytes, max_bytes: int = MAX_PACKET_BYTES) -> Union[List
         return "bad_encoding"
     return [line.rstrip("\r") for line in text.split("\n") if line.rstrip("\r")]
 
-
-def parse_datagram(data: bytes,
-                   max_bytes: int = MAX_PACKET_BYTES) -> Tuple[List[Sample], List[str]]:
-    """Split a datagram into accepted samples and the reasons of rejected lines."""
-    lines = split_datagram(data, max_bytes)
-    if isinstance(lines, str):
-        return [], [lines]
-    samples: List[Sample] = []
-    rejects: List[str] = []
-    for line in lines:
-        got = parse_line(line)
-        if isinstance(got, str):
-            rejects.append(got)
-        else:
-            samples.append(got)
-    return samples, rejects
-

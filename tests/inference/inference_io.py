@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.agent import served_agent
 from support.paths import FIXTURES
 
+from boardfleet_agent.statsd import Sample, parse_line, split_datagram
+
 Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
 SYSROOT = str(FIXTURES / "generic")
 
@@ -74,3 +76,13 @@ def wait_for(base: str, done: Callable[[Samples], bool], timeout: float = 10.0) 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
+
+
+def parse_datagram(data: bytes) -> tuple[list[Sample], list[str]]:
+    """Accepted samples and reject reasons of a datagram, as the parser alone sees it."""
+    lines = split_datagram(data)
+    if isinstance(lines, str):
+        return [], [lines]
+    parsed = [parse_line(line) for line in lines]
+    return ([p for p in parsed if isinstance(p, Sample)],
+            [p for p in parsed if isinstance(p, str)])

@@ -7,14 +7,22 @@ import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from inference_io import SYSROOT, free_udp_port, scrape_text, send, statsd_agent, value, wait_for
+from inference_io import (
+    SYSROOT,
+    free_udp_port,
+    parse_datagram,
+    scrape_text,
+    send,
+    statsd_agent,
+    value,
+    wait_for,
+)
 from prometheus_client import CollectorRegistry, generate_latest
 from support.agent import agent_cmd, served_agent
 from support.promtool import check_metrics
 
 from boardfleet_agent.inference import Inference
 from boardfleet_agent.source import LocalSource
-from boardfleet_agent.statsd import parse_datagram
 
 LAT = "board_inference_latency_seconds"
 

@@ -4,13 +4,13 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from inference_io import parse_datagram
 
 from boardfleet_agent.report import statsd_line
 from boardfleet_agent.statsd import (
     MAX_PACKET_BYTES,
     REASONS,
     Sample,
-    parse_datagram,
     parse_line,
 )
 
