@@ -1,9 +1,11 @@
 """Real UDP datagrams to a running agent, read back from /metrics."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from inference_io import (
     SYSROOT,
     free_udp_port,
     parse_datagram,
+    scrape,
     scrape_text,
     send,
     statsd_agent,
@@ -201,3 +204,23 @@ def test_handler_survives_arbitrary_datagrams(datagrams):
     registry.register(inf)
     out = generate_latest(registry)
     assert (b"board_inference_rejected_total" in out) == bool(datagrams)
+
+
+
+def test_sighup_reload_rebinds_the_intake():
+    port = free_udp_port()
+    udp = ("127.0.0.1", port)
+    with served_agent(SYSROOT, "--statsd-listen", "127.0.0.1:%d" % port) as (base, proc):
+        send(udp, b"before:1|ms")
+        wait_for(base, lambda s: value(s, LAT + "_count", model="before", backend="") == 1)
+        proc.send_signal(signal.SIGHUP)
+        # The fresh agent binds the same port once the old one has let it go.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not value(
+                scrape(base), LAT + "_count", model="after", backend=""):
+            send(udp, b"after:1|ms")
+            time.sleep(0.1)
+        s = scrape(base)
+        assert value(s, LAT + "_count", model="after", backend="") >= 1
+        assert value(s, LAT + "_count", model="before", backend="") == 0  # a fresh agent
+        assert proc.poll() is None
