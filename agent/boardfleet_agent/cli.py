@@ -162,7 +162,10 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
     log.info("boardfleet-agent %s serving %s (platform %s, sysroot %s, %d collectors)",
              __version__, listen, agent.platform, agent.cfg.sysroot, len(agent.collectors))
     while True:
-        stop.wait()
+        # Poll: the kernel may deliver a signal to any thread, and Python runs handlers
+        # only when the main thread executes bytecode, never inside a lock wait.
+        while not stop.wait(0.2):
+            pass
         if not hup.is_set():
             break
         stop.clear()
