@@ -3,7 +3,8 @@
 Formats follow the real boards (samples in tests/samples/hisi/, e.g. the
 Hi3516EV200 media-mem capture): the ``/proc/media-mem`` zone header, MMB lines and
 ``---MMZ_USE_INFO`` summary; a ``usr/bin/hiddrs`` that prints ``ddrc0[xx.xx%]`` lines
-like the vendor tool; thermal zones in millidegrees. Every file is replaced atomically, so an agent never reads half.
+like the vendor tool; thermal zones in millidegrees. Every file is replaced atomically,
+so an agent never reads half.
 """
 
 import os
