@@ -143,9 +143,15 @@ case "$1" in
         running ;;
     stop)
         running || { rm -f "$PIDFILE"; exit 0; }
-        kill "$(cat "$PIDFILE")"
+        pid=$(cat "$PIDFILE")
+        kill "$pid"
         i=0
         while [ $i -lt 100 ] && running; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+        if running; then
+            # Still there after 10 s: kill the respawn loop's whole process group.
+            kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+            rm -f "$PIDFILE"
+        fi
         ! running ;;
     restart) "$0" stop && "$0" start ;;
     status) running ;;
