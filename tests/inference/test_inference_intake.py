@@ -214,6 +214,8 @@ def test_sighup_reload_rebinds_the_intake():
         send(udp, b"before:1|ms")
         wait_for(base, lambda s: value(s, LAT + "_count", model="before", backend="") == 1)
         proc.send_signal(signal.SIGHUP)
+        # The reload has happened once the fresh agent (without "before") serves.
+        wait_for(base, lambda s: value(s, LAT + "_count", model="before", backend="") == 0)
         # The fresh agent binds the same port once the old one has let it go.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not value(
