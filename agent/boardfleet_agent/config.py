@@ -72,18 +72,23 @@ def parse_toml(text: str) -> Dict[str, Any]:
     return loads(text)
 
 
+def read_toml_file(path: str, what: str) -> Dict[str, Any]:
+    """A TOML file's tables; ConfigError names ``what`` and the file on any problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_toml(f.read())
+    except OSError as e:
+        raise ConfigError("cannot read %s %s: %s" % (what, path, e.strerror)) from None
+    except ValueError as e:
+        raise ConfigError("%s %s: %s" % (what, path, e)) from None
+
+
 def load_file(path: str, cfg: Optional[AgentConfig] = None) -> AgentConfig:
     """Read a TOML config file into ``cfg`` (a fresh default config if omitted)."""
     from boardfleet_agent.registry import all_collectors
 
     cfg = cfg or AgentConfig()
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = parse_toml(f.read())
-    except OSError as e:
-        raise ConfigError("cannot read config file %s: %s" % (path, e.strerror)) from None
-    except ValueError as e:
-        raise ConfigError("config file %s: %s" % (path, e)) from None
+    data = read_toml_file(path, "config file")
     cfg.path = path
     known = all_collectors()
     for key, value in data.items():

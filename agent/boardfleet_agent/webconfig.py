@@ -22,7 +22,7 @@ import threading
 import warnings
 from typing import Callable, Dict, Optional
 
-from boardfleet_agent.config import ConfigError, parse_toml
+from boardfleet_agent.config import ConfigError, read_toml_file
 
 Checker = Callable[[str, str], bool]
 
@@ -100,13 +100,7 @@ def bcrypt_checker() -> Checker:
 
 def load_web_config(path: str) -> WebConfig:
     """Read a web config file; ConfigError names the file and the problem."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = parse_toml(f.read())
-    except OSError as e:
-        raise ConfigError("cannot read web config %s: %s" % (path, e.strerror)) from None
-    except ValueError as e:
-        raise ConfigError("web config %s: %s" % (path, e)) from None
+    data = read_toml_file(path, "web config")
     unknown = sorted(set(data) - {"tls", "basic_auth_users"})
     if unknown:
         raise ConfigError("web config %s: unknown tables %s" % (path, ", ".join(unknown)))
