@@ -1,7 +1,6 @@
 """Running the real agent: ``--once`` output and a served agent process."""
 
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator, List, Tuple
 
 from support.net import free_port, wait_http
+from support.process import terminate
 
 # Families whose values depend on the host or the moment, not on the fixture.
 VOLATILE_PREFIXES = (
@@ -53,10 +53,4 @@ def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = 
         wait_http(base + "/-/healthy", context=tls_context)
         yield base, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, 10)

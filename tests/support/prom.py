@@ -9,7 +9,6 @@ block ends, even on failure::
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.parse
@@ -21,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Sequence, Union
 import yaml
 
 from support.net import free_port, wait_http
+from support.process import terminate
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -126,10 +126,4 @@ def _running(cmd: List[str], d: Path, url: str) -> Iterator[subprocess.Popen]:
                 cmd[0], e, (d / "log.txt").read_text(errors="replace")[-2000:])) from None
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, 15)
