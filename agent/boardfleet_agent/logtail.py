@@ -184,20 +184,21 @@ class LogTailer:
         self.stats = stats
         self.interval = interval
         self._stopping = False
-        self._wakeup = Wakeup()
+        self._wakeup: Optional[Wakeup] = None  # created by start()
         self._thread = threading.Thread(target=self._loop, name="logtail", daemon=True)
 
     def start(self) -> None:
         if self.files:
+            self._wakeup = Wakeup()
             self._thread.start()
 
     def stop(self) -> None:
         self._stopping = True
-        self._wakeup.wake()
-        if self._thread.is_alive():
+        if self._wakeup is not None:
+            self._wakeup.wake()
             self._thread.join(2.0)
-        if not self._thread.is_alive():
-            self._wakeup.close()
+            if not self._thread.is_alive():
+                self._wakeup.close()
         for follower, _, _ in self.files:
             follower.close()
 
@@ -215,6 +216,8 @@ class LogTailer:
                     self.stats.update(model, values)
 
     def _loop(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
         while not self._stopping:
             self.poll_once()
-            self._wakeup.sleep(self.interval)
+            wakeup.sleep(self.interval)

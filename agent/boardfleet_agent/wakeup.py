@@ -2,7 +2,7 @@
 
 ``threading.Event.wait(timeout)`` turns the timeout into an absolute wall-clock deadline
 on Python < 3.11 (``sem_timedwait``; bpo-41710), and boards run 3.8: a clock set back
-by an hour would stall a sampler for an hour. :class:`Wakeup` waits in ``select()`` on a
+by an hour would stall a sampler for an hour. :class:`Wakeup` waits in ``poll()`` on a
 pipe instead; its timeout is relative and the kernel measures it on the monotonic clock.
 """
 
@@ -23,6 +23,8 @@ class Wakeup:
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
+        self._poll = select.poll()
+        self._poll.register(self._r, select.POLLIN)
 
     @property
     def signal_fd(self) -> int:
@@ -36,8 +38,7 @@ class Wakeup:
 
     def sleep(self, timeout: Optional[float]) -> bool:
         """Sleep up to ``timeout`` seconds (None: until woken); True if woken."""
-        ready, _, _ = select.select([self._r], [], [], timeout)
-        if not ready:
+        if not self._poll.poll(None if timeout is None else timeout * 1000):
             return False
         with contextlib.suppress(BlockingIOError):
             while os.read(self._r, 512):
