@@ -6,6 +6,7 @@ share every parser and collector.
 """
 
 import contextlib
+import errno
 import fnmatch
 import os
 import select
@@ -37,6 +38,11 @@ TOOL_DIRS = (
 # Vendor tools share hardware counters: never run two at once in this process.
 _TOOL_LOCK = threading.Lock()
 
+# What a read of a file that went away meanwhile fails with, besides ENOENT: a
+# /proc/<pid> file of a process that exited (ESRCH), a sysfs file of a removed device
+# (ENODEV). A removed debugfs file gives EIO, told apart by its path being gone.
+VANISHED_ERRNOS = frozenset((errno.ESRCH, errno.ENODEV))
+
 
 class Source:
     """Read-only view of a board's files (paths are absolute, as on the board)."""
@@ -44,7 +50,11 @@ class Source:
     name = "source"
 
     def read_text(self, path: str) -> str:
-        """Return the file's text; raise FileNotFoundError, PermissionError or SourceError."""
+        """Return the file's text.
+
+        Raises FileNotFoundError if the file is absent or vanished while it was read (an
+        exited process, a removed device), else PermissionError or SourceError.
+        """
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:
@@ -78,8 +88,15 @@ class LocalSource(Source):
         return os.path.join(self.root, path.lstrip("/"))
 
     def read_text(self, path: str) -> str:
-        with open(self.host_path(path), "rb") as f:
-            data = f.read(MAX_FILE_BYTES)
+        hp = self.host_path(path)
+        try:
+            with open(hp, "rb") as f:
+                data = f.read(MAX_FILE_BYTES)
+        except OSError as e:
+            if not isinstance(e, FileNotFoundError) and vanished(e, hp):
+                raise FileNotFoundError(errno.ENOENT, "vanished while read (%s)" % e.strerror,
+                                        hp) from e
+            raise
         return data.decode("utf-8", "replace")
 
     def exists(self, path: str) -> bool:
@@ -120,7 +137,27 @@ class LocalSource(Source):
         if exe is None:
             raise NoData("%s is not installed" % tool)
         with _TOOL_LOCK:
-            return _run_bounded([exe, *args], timeout, max_lines)
+            try:
+                return _run_bounded([exe, *args], timeout, max_lines)
+            except SourceError:
+                if self.find_tool(tool) is None:
+                    raise NoData("%s was removed before it ran" % tool) from None
+                raise
+
+
+def vanished(error: OSError, host_path: str) -> bool:
+    """Whether a failed read means the file went away (not a fault, not a missing right)."""
+    if isinstance(error, FileNotFoundError) or error.errno in VANISHED_ERRNOS:
+        return True
+    if isinstance(error, PermissionError):
+        return False
+    try:
+        os.lstat(host_path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def _glob_host(pattern: str) -> Iterable[str]:
