@@ -6,6 +6,7 @@ share every parser and collector.
 """
 
 import contextlib
+import errno
 import fnmatch
 import os
 import select
@@ -38,6 +39,11 @@ TOOL_DIRS = (
 # Vendor tools share hardware counters: never run two at once in this process.
 _TOOL_LOCK = threading.Lock()
 
+# What a read of a file that went away meanwhile fails with, besides ENOENT: a
+# /proc/<pid> file of a process that exited (ESRCH), a sysfs file of a removed device
+# (ENODEV). A removed debugfs file gives EIO, told apart by its path being gone.
+VANISHED_ERRNOS = frozenset((errno.ESRCH, errno.ENODEV))
+
 
 class Source:
     """Read-only view of a board's files (paths are absolute, as on the board)."""
@@ -45,7 +51,11 @@ class Source:
     name = "source"
 
     def read_text(self, path: str) -> str:
-        """Return the file's text; raise FileNotFoundError, PermissionError or SourceError."""
+        """Return the file's text.
+
+        Raises FileNotFoundError if the file is absent or vanished while it was read (an
+        exited process, a removed device), else PermissionError or SourceError.
+        """
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:
@@ -79,21 +89,14 @@ class LocalSource(Source):
         return os.path.join(self.root, path.lstrip("/"))
 
     def read_text(self, path: str) -> str:
-        # Raw reads: ``open(...).read(MAX_FILE_BYTES)`` allocates the whole cap up front,
-        # 15 times slower than the file itself for a small proc or sysfs file.
-        fd = os.open(self.host_path(path), os.O_RDONLY | os.O_CLOEXEC)
+        hp = self.host_path(path)
         try:
-            chunks = []
-            size = 0
-            while size < MAX_FILE_BYTES:
-                chunk = os.read(fd, READ_CHUNK)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        finally:
-            os.close(fd)
-        return b"".join(chunks)[:MAX_FILE_BYTES].decode("utf-8", "replace")
+            return _read_capped(hp).decode("utf-8", "replace")
+        except OSError as e:
+            if not isinstance(e, FileNotFoundError) and vanished(e, hp):
+                raise FileNotFoundError(errno.ENOENT, "vanished while read (%s)" % e.strerror,
+                                        hp) from e
+            raise
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(self.host_path(path))
@@ -133,7 +136,48 @@ class LocalSource(Source):
         if exe is None:
             raise NoData("%s is not installed" % tool)
         with _TOOL_LOCK:
-            return _run_bounded([exe, *args], timeout, max_lines)
+            try:
+                return _run_bounded([exe, *args], timeout, max_lines)
+            except SourceError:
+                if self.find_tool(tool) is None:
+                    raise NoData("%s was removed before it ran" % tool) from None
+                raise
+
+
+def vanished(error: OSError, host_path: str) -> bool:
+    """Whether a failed read means the file went away (not a fault, not a missing right)."""
+    if isinstance(error, FileNotFoundError) or error.errno in VANISHED_ERRNOS:
+        return True
+    if isinstance(error, PermissionError):
+        return False
+    try:
+        os.lstat(host_path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _read_capped(hp: str) -> bytes:
+    """The file's first MAX_FILE_BYTES bytes.
+
+    Raw reads: ``open(...).read(MAX_FILE_BYTES)`` allocates the whole cap up front, 15
+    times slower than the read itself for a small proc or sysfs file.
+    """
+    fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        size = 0
+        while size < MAX_FILE_BYTES:
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)[:MAX_FILE_BYTES]
 
 
 def _glob_host(pattern: str) -> Iterable[str]:

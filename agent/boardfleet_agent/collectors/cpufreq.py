@@ -1,4 +1,8 @@
-"""Current CPU frequency per core, from cpufreq sysfs."""
+"""Current CPU frequency per core, from cpufreq sysfs.
+
+A core whose cpufreq directory goes between listing and reading (hot-unplugged) is
+skipped.
+"""
 
 import re
 from typing import Iterator
@@ -21,17 +25,21 @@ class CpuFreqCollector(Collector):
     paths = (FREQ_GLOB,)
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        files = src.glob(FREQ_GLOB)
-        if not files:
+        rows = []
+        for path in src.glob(FREQ_GLOB):
+            m = _CPU.search(path)
+            if not m:
+                continue
+            try:
+                text = src.read_text(path)
+            except FileNotFoundError:
+                continue
+            # The kernel reports kHz.
+            rows.append((int(m.group(1)), parse_int(text, path) * 1000.0))
+        if not rows:
             raise NoData("no cpufreq")
         fam = GaugeMetricFamily("board_cpu_frequency_hertz",
                                 "Current CPU frequency.", labels=["cpu"])
-        rows = []
-        for path in files:
-            m = _CPU.search(path)
-            if m:
-                # The kernel reports kHz.
-                rows.append((int(m.group(1)), parse_int(src.read_text(path), path) * 1000.0))
         for cpu, hz in sorted(rows):
             fam.add_metric([str(cpu)], hz)
         yield fam

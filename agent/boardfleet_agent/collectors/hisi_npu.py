@@ -1,4 +1,8 @@
-"""HiSilicon SVP accelerators (NNN/NPU, NNIE, IVE): utilisation and interrupt totals."""
+"""HiSilicon SVP accelerators (NNN/NPU, NNIE, IVE): utilisation and interrupt totals.
+
+Each proc file belongs to one kernel module: a file that is absent, or vanishes before it
+is read (module unloaded), is skipped; with none of them the collector is absent.
+"""
 
 from typing import Iterator, List
 
@@ -26,9 +30,6 @@ class HisiNpuCollector(Collector):
     paths = tuple(path for _, path in ACCELERATORS)
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        present = [(acc, path) for acc, path in ACCELERATORS if src.exists(path)]
-        if not present:
-            raise NoData("no SVP, NNIE or IVE proc files")
         util = GaugeMetricFamily("board_accelerator_utilization_ratio",
                                  "Busy fraction of the accelerator core (0..1).",
                                  labels=["accelerator", "core"])
@@ -36,17 +37,23 @@ class HisiNpuCollector(Collector):
                                    "Interrupts the accelerator core raised since boot.",
                                    labels=["accelerator", "core"])
         errors: List[str] = []
-        for acc, path in present:
+        read = 0
+        for acc, path in ACCELERATORS:
             try:
                 cores = parse_accel(src.read_text(path), path)
+            except FileNotFoundError:
+                continue
             except (OSError, ParseError) as e:
                 errors.append("%s: %s" % (path, e))  # the other files are still exported
                 continue
+            read += 1
             for c in cores:
                 if c.utilization is not None:
                     util.add_metric([acc, c.core], c.utilization)
                 if c.interrupts is not None:
                     irqs.add_metric([acc, c.core], c.interrupts)
+        if not read and not errors:
+            raise NoData("no SVP, NNIE or IVE proc files")
         yield util
         yield irqs
         if errors:

@@ -1,4 +1,7 @@
-"""HiSilicon video buffer (VB) pools from ``/proc/umap/vb``."""
+"""HiSilicon video buffer (VB) pools from ``/proc/umap/vb``.
+
+Without the file (MPP not loaded, or unloaded before it was read) the collector is absent.
+"""
 
 from typing import Iterator
 
@@ -20,9 +23,11 @@ class HisiVbCollector(Collector):
     paths = (VB_PATH,)
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        if not src.exists(VB_PATH):
-            raise NoData("no %s (MPP not loaded)" % VB_PATH)
-        pools = parse_vb(src.read_text(VB_PATH))
+        try:
+            text = src.read_text(VB_PATH)
+        except FileNotFoundError:
+            raise NoData("no %s (MPP not loaded)" % VB_PATH) from None
+        pools = parse_vb(text)
         labels = ["pool", "common"]
         blocks = GaugeMetricFamily("board_vb_pool_blocks", "Blocks in the VB pool.",
                                    labels=labels)

@@ -2,7 +2,8 @@
 
 1. ``/sys/kernel/debug/axi_mon/statistics`` (X5), read only while ``axi_mon/enable`` is
    1: enabling the monitor perturbs ``hrut_ddr`` and other users of the counters. With
-   ``own_axi_mon = true`` a local agent writes 1 to ``enable`` itself.
+   ``own_axi_mon = true`` a local agent writes 1 to ``enable`` itself. When the monitor's
+   files vanish before or while they are read (debugfs unmounted), hrut_ddr is used.
 2. Otherwise ``hrut_ddr -t all -p <period_ms>``, run in the background and cut after two
    blocks; the last complete block is used. It prints MB/s, taken as 10^6 bytes/s.
 
@@ -12,7 +13,8 @@ reports the peak itself (``DDR Full bandwidth``); for ``hrut_ddr`` it comes from
 are exported, only the per-port rates.
 """
 
-from typing import Iterator, List, Tuple
+import os
+from typing import Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -42,8 +44,9 @@ class HorizonDdrCollector(Collector):
     }
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        if self._axi_mon_running(src):
-            stats = parse_statistics(src.read_text(AXI_MON + "/statistics"))
+        text = self._axi_mon_statistics(src)
+        if text is not None:
+            stats = parse_statistics(text)
             rows = [(p.name.lower(), float(p.read_bytes_per_second),
                      float(p.write_bytes_per_second)) for p in stats.ports]
             yield from _families(rows, float(stats.full_bandwidth), "axi_mon")
@@ -56,14 +59,29 @@ class HorizonDdrCollector(Collector):
                 for name in block.read if name.lower() != "sum"]
         yield from _families(rows, float(self.settings["peak_bytes_per_second"]), "hrut_ddr")
 
-    def _axi_mon_running(self, src: Source) -> bool:
+    def _axi_mon_statistics(self, src: Source) -> Optional[str]:
+        """The AXI monitor's statistics while it runs; None if it is off or absent."""
         enable = AXI_MON + "/enable"
         if not (src.exists(AXI_MON + "/statistics") and src.exists(enable)):
-            return False
-        if self.settings["own_axi_mon"] and isinstance(src, LocalSource):
-            with open(src.host_path(enable), "w") as f:
-                f.write("1\n")
-        return first_line(src.read_text(enable)) == "1"
+            return None
+        try:
+            if self.settings["own_axi_mon"] and isinstance(src, LocalSource):
+                _write_existing(src.host_path(enable), b"1\n")
+            if first_line(src.read_text(enable)) != "1":
+                return None
+            return src.read_text(AXI_MON + "/statistics")
+        except FileNotFoundError:
+            return None  # went away meanwhile
+
+
+def _write_existing(path: str, data: bytes) -> None:
+    """Write to a sysfs/debugfs file; never create it (it may have just vanished)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
 
 def _families(rows: List[Tuple[str, float, float]], peak: float,
               source: str) -> Iterator[Metric]:

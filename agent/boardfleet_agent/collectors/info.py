@@ -5,7 +5,7 @@ from typing import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from boardfleet_agent import __version__
-from boardfleet_agent.platform import DT_COMPATIBLE, DT_MODEL, describe
+from boardfleet_agent.platform import DT_COMPATIBLE, DT_MODEL, HISI_VERSION_FILES, describe
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 
@@ -14,7 +14,9 @@ from boardfleet_agent.source import Source
 class InfoCollector(Collector):
     name = "info"
     help = "board_info metadata (platform, soc, model, kernel, agent version)"
-    paths = (*DT_MODEL, *DT_COMPATIBLE, "/proc/sys/kernel/osrelease", "/proc/version")
+    # The HiSilicon MPP version lines name the SoC of boards without a device tree.
+    paths = (*DT_MODEL, *DT_COMPATIBLE, *HISI_VERSION_FILES, "/proc/sys/kernel/osrelease",
+             "/proc/version")
 
     def collect(self, src: Source) -> Iterator[Metric]:
         d = describe(src)

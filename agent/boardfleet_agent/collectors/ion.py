@@ -3,6 +3,8 @@
 Horizon boards (where HBMEM lives in ION) and pre-GKI Snapdragon kernels. Reads the
 per-heap files ``/sys/kernel/debug/ion/heaps/<heap>``, or ``heaps/all_heap_info`` when
 there are none: never both, or every heap would count twice. debugfs needs root.
+A heap file that vanishes between listing and reading is skipped; ION debugfs vanishing
+before or while it is read (debugfs unmounted, driver unloaded) makes the collector absent.
 """
 
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -59,17 +61,21 @@ class IonCollector(Collector):
 
     def _read_heaps(self, src: Source) -> Tuple[List[IonHeap], Optional[Exception]]:
         """Every heap that parsed, and the first error (the good heaps are still served)."""
-        files = [p for p in src.glob(HEAPS_DIR + "/*") if p != ALL_HEAP_INFO]
-        if not files:
-            text = _read(src, ALL_HEAP_INFO)
-            return parse_all_heap_info(text), None
         heaps: List[IonHeap] = []
         error: Optional[Exception] = None
-        for path in files:
+        for path in src.glob(HEAPS_DIR + "/*"):
+            if path == ALL_HEAP_INFO:
+                continue
             try:
                 heaps.append(parse_heap_file(_read(src, path), path.rsplit("/", 1)[1]))
+            except FileNotFoundError:
+                continue  # removed between listing and reading
             except (OSError, ParseError) as e:
                 error = error or e
+        if not heaps and error is None:  # no per-heap files (any more)
+            heaps = parse_all_heap_info(_read(src, ALL_HEAP_INFO))
+        if not src.exists(HEAPS_DIR):
+            raise NoData("ION debugfs went away while it was read")
         return heaps, error
 
 

@@ -5,7 +5,9 @@ Reads sysfs (``/sys/class/kgsl``), which needs no debugfs. Utilisation comes fro
 ``gpu_busy_percentage``; frequency from ``devfreq/cur_freq``, else ``gpuclk`` (both Hz).
 Per-process memory comes from ``kgsl/proc/<pid>/{kernel,user,ion}``; kernels without
 those files fall back to debugfs ``kgsl/proc/<pid>/mem``, whose entry types gpumem,
-usermem and ion are what kgsl sums into kernel, user and ion.
+usermem and ion are what kgsl sums into kernel, user and ion. A process that exits
+between listing and reading is skipped; kgsl vanishing before or while it is read
+(driver unloaded) makes the collector absent.
 """
 
 from typing import Dict, Iterator, Tuple
@@ -44,8 +46,7 @@ class KgslCollector(Collector):
              "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        if not src.exists(GPU) and not src.glob(PROC) and not src.glob(DEBUG_PROC):
-            raise NoData("no kgsl GPU")
+        _require_kgsl(src)
         busy = _first(src, (GPU + "/gpubusy", parse_gpubusy),
                       (GPU + "/gpu_busy_percentage", parse_busy_percentage))
         if busy is not None:
@@ -68,7 +69,9 @@ class KgslCollector(Collector):
                                     labels=["accelerator", "model"])
             fam.add_metric(["gpu", model], 1.0)
             yield fam
-        yield self._process_memory(src)
+        memory = self._process_memory(src)
+        _require_kgsl(src)  # unloaded while read: NoData, what was yielded is not served
+        yield memory
 
     def _process_memory(self, src: Source) -> Metric:
         totals: Dict[Tuple[str, str], int] = {}
@@ -89,6 +92,11 @@ class KgslCollector(Collector):
         for (name, kind), value in sorted(totals.items()):
             fam.add_metric([name, kind], value)
         return fam
+
+
+def _require_kgsl(src: Source) -> None:
+    if not src.exists(GPU) and not src.glob(PROC) and not src.glob(DEBUG_PROC):
+        raise NoData("no kgsl GPU")
 
 
 def _sysfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:

@@ -1,7 +1,9 @@
 """HiSilicon MMZ (media memory zone) usage from ``/proc/media-mem``.
 
 Sampled in the background: reading the file takes the allocator's ``mmz_lock``, which
-the media pipeline also needs, so it is not read on every scrape.
+the media pipeline also needs, so it is not read on every scrape. Without the file (MMZ
+module not loaded, or unloaded before it was read) the collector is absent; an owner PID
+whose process exited is ``process="unknown"``.
 """
 
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -59,8 +61,10 @@ class MmzCollector(Collector):
 
 def read_media_mem(src: Source) -> str:
     for path in MEDIA_MEM_PATHS:
-        if src.exists(path):
+        try:
             return src.read_text(path)
+        except FileNotFoundError:
+            continue
     raise NoData("no /proc/media-mem or /proc/umap/media-mem")
 
 

@@ -6,6 +6,7 @@ level. GKI kernels (5.10+): ``/sys/devices/system/cpu/bus_dcvs/DDR/{cur_freq,
 available_frequencies}`` in kHz, ``source="bus_dcvs_freq"``. Older msm kernels: the
 devfreq node ``*cpu-llcc-ddr-bw*`` (else ``*cpubw*``), whose ``cur_freq`` is a bw_hwmon
 vote in MB/s, so it yields only the ratio (``source="devfreq_freq"``), no frequency.
+Files that vanish before or while they are read (driver unloaded) count as absent.
 """
 
 from typing import Iterator, List, Optional
@@ -38,27 +39,39 @@ class QcomDdrCollector(Collector):
                for f in ("cur_freq", "available_frequencies")))
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        if src.exists(BUS_DCVS + "/cur_freq"):
-            path = BUS_DCVS + "/cur_freq"
-            khz = parse_frequency(src.read_text(path), path)
+        khz = _frequency(src, BUS_DCVS)
+        if khz is not None:
             fam = GaugeMetricFamily("board_ddr_frequency_hertz",
                                     "Current DDR frequency (DCVS vote).",
                                     labels=["controller"])
             fam.add_metric([CONTROLLER], khz * 1000.0)
             yield fam
             available = _available(src, BUS_DCVS)
+            if not src.exists(BUS_DCVS):  # NoData: what was yielded is not served either
+                raise NoData("bus_dcvs/DDR went away while it was read")
             if available is not None:
                 yield _ratio("bus_dcvs_freq", frequency_ratio(khz, available))
             return
-        node = _devfreq_node(src)
-        if node is None:
-            raise NoData("no bus_dcvs/DDR and no DDR bandwidth devfreq node")
-        path = node + "/cur_freq"
-        vote = parse_frequency(src.read_text(path), path)
-        available = _available(src, node)
-        if available is None:
-            raise NoData("%s has no available_frequencies" % node)
-        yield _ratio("devfreq_freq", frequency_ratio(vote, available))
+        for node in (n for pattern in DEVFREQ_NODES for n in src.glob(pattern)):
+            vote = _frequency(src, node)
+            if vote is None:
+                continue
+            available = _available(src, node)
+            if available is None:
+                raise NoData("%s has no available_frequencies" % node)
+            yield _ratio("devfreq_freq", frequency_ratio(vote, available))
+            return
+        raise NoData("no bus_dcvs/DDR and no DDR bandwidth devfreq node")
+
+
+def _frequency(src: Source, node: str) -> Optional[int]:
+    """The node's ``cur_freq``; None if it has none."""
+    path = node + "/cur_freq"
+    try:
+        text = src.read_text(path)
+    except FileNotFoundError:
+        return None
+    return parse_frequency(text, path)
 
 
 def _available(src: Source, node: str) -> Optional[List[int]]:
@@ -68,14 +81,6 @@ def _available(src: Source, node: str) -> Optional[List[int]]:
     except FileNotFoundError:
         return None
     return parse_available_frequencies(text, path)
-
-
-def _devfreq_node(src: Source) -> Optional[str]:
-    for pattern in DEVFREQ_NODES:
-        for node in src.glob(pattern):
-            if src.exists(node + "/cur_freq"):
-                return node
-    return None
 
 
 def _ratio(source: str, value: float) -> Metric:
