@@ -19,7 +19,7 @@ Pure functions; on text they cannot read they raise ParseError and nothing else.
 """
 
 import re
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from boardfleet_agent.errors import ParseError
 
@@ -55,14 +55,12 @@ _KERNEL_HEAP = re.compile(r"^(\S+)\s+allocates from kernel heap$")
 _TOTAL = re.compile(r"^(total orphaned|total|deferred free)\s+(\d+)$")
 _HEADER_WORDS = frozenset(("heap", "name", "client", "pid", "size", "user", "user_pid",
                            "mcnt", "rcnt"))
-# "(?<!\S)" makes the pid a whole token, so a name may end in digits ("worker 3").
-_CLIENT = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\d+)$")
-# X3 prints the physical address with "%#llx": "0x..." (or a bare "0").
-_BUF_X3 = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\S+)\s+(?:0x[0-9a-fA-F]+|0)\s+(\d+)\s+-?\d+$")
-_BUF_X5 = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\S+)\s+(\d+)\s+-?\d+$")
-_BUF_ORPHAN = re.compile(r"^(.*?)\s*(?<!\S)(\d+)\s+(\d+)\s+-?\d+\s+-?\d+$")
-_BUF_USER_PID = re.compile(
-    r"^(.*?)\s*(?<!\S)(\d+)\s+(.*?)\s*(?<!\S)\d+\s+(\d+)\s+-?\d+\s+-?\d+$")
+# Client and buffer rows are split into whitespace tokens from the right: the fixed
+# numeric columns are the last tokens, and what is left is the name (which may hold
+# spaces and digits, "worker 3"). Regexes with a lazy name group did the same but
+# backtracked: a malformed 16 kB row took 5 s.
+_TOKEN = re.compile(r"\S+")
+_ADDR = re.compile(r"0x[0-9a-fA-F]+|0")
 
 
 class _Block:
@@ -160,31 +158,59 @@ def _row(cur: _Block, line: str) -> None:
     elif cur.in_buffers:
         cur.buffers.append(_buffer(cur, line))
     else:
-        m = _CLIENT.match(line)
-        if not m:
+        m = _tail(line, 2)
+        if not m or not (m[1][0].isdecimal() and m[1][1].isdecimal()):
             raise ParseError("ion: bad client row %r" % line[:80])
-        name = m.group(1)
+        name, (pid, size) = m
         if cur.heap_column or cur.name is not None:
             parts = name.split(None, 1)  # drop the X5 heap-name column
             name = parts[1] if len(parts) == 2 else ""
-        cur.clients.append(IonClient(name.strip(), int(m.group(2)), int(m.group(3))))
+        cur.clients.append(IonClient(name.strip(), int(pid), int(size)))
 
 
 def _buffer(cur: _Block, line: str) -> IonBuffer:
     if cur.orphans_only:
-        if cur.user_pid:
-            m = _BUF_USER_PID.match(line)
-            if m:
-                return IonBuffer(m.group(1), int(m.group(2)), int(m.group(4)), "", True)
-        else:
-            m = _BUF_ORPHAN.match(line)
-            if m:
-                return IonBuffer(m.group(1), int(m.group(2)), int(m.group(3)), "", True)
+        # name pid [user_name user_pid] size refcount refcount
+        m = _tail(line, 4)
+        if m and (m[1][0].isdecimal() and m[1][1].isdecimal()
+                  and _is_int(m[1][2]) and _is_int(m[1][3])):
+            head, (last, size, _, _) = m
+            if not cur.user_pid:
+                return IonBuffer(head, int(last), int(size), "", True)
+            first = _first_decimal(head)
+            if first:
+                return IonBuffer(head[:first.start()].rstrip(), int(first.group()),
+                                 int(size), "", True)
         raise ParseError("ion: bad orphaned buffer row %r" % line[:80])
     orphaned = line.endswith(" orphaned")
     if orphaned:
         line = line[:-len(" orphaned")].rstrip()
-    m = _BUF_X3.match(line) or _BUF_X5.match(line)
-    if not m:
-        raise ParseError("ion: bad buffer row %r" % line[:80])
-    return IonBuffer(m.group(1), int(m.group(2)), int(m.group(4)), m.group(3), orphaned)
+    # X3: name pid heap 0xaddr size refcount; X5: name pid heap size refcount
+    x3 = _tail(line, 5)
+    if x3 and (x3[1][0].isdecimal() and _ADDR.fullmatch(x3[1][2])
+               and x3[1][3].isdecimal() and _is_int(x3[1][4])):
+        name, (pid, heap, _, size, _) = x3
+        return IonBuffer(name, int(pid), int(size), heap, orphaned)
+    x5 = _tail(line, 4)
+    if x5 and x5[1][0].isdecimal() and x5[1][2].isdecimal() and _is_int(x5[1][3]):
+        name, (pid, heap, size, _) = x5
+        return IonBuffer(name, int(pid), int(size), heap, orphaned)
+    raise ParseError("ion: bad buffer row %r" % line[:80])
+
+
+def _tail(line: str, k: int) -> Optional[Tuple[str, List[str]]]:
+    """The text before the last ``k`` tokens of ``line``, and those tokens."""
+    parts = line.rsplit(None, k)
+    if len(parts) == k:
+        return "", parts
+    if len(parts) == k + 1:
+        return parts[0], parts[1:]
+    return None
+
+
+def _first_decimal(text: str) -> Optional["re.Match[str]"]:
+    return next((t for t in _TOKEN.finditer(text) if t.group().isdecimal()), None)
+
+
+def _is_int(token: str) -> bool:
+    return (token[1:] if token.startswith("-") else token).isdecimal()
