@@ -199,13 +199,14 @@ def _run_bounded(argv: List[str], timeout: float, max_lines: Optional[int]) -> s
     lines = 0
     deadline = time.monotonic() + timeout
     fd = proc.stdout.fileno()
+    poller = select.poll()  # not select(): it refuses fds above 1023
+    poller.register(fd, select.POLLIN)
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not poller.poll(left * 1000):
                 break
             chunk = os.read(fd, 65536)
             if not chunk:
