@@ -62,6 +62,8 @@ def proc_sample(pid: int, t: float, scrapes: int) -> ProcSample:
     """RSS (VmRSS), open fds and threads of ``pid``; OSError once it is gone."""
     status = Path("/proc/%d/status" % pid).read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # a zombie: exited, not yet reaped
+        raise ProcessLookupError(pid)
     return ProcSample(t, int(fields["VmRSS"].split()[0]), len(os.listdir("/proc/%d/fd" % pid)),
                       int(fields["Threads"]), scrapes)
 

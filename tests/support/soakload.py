@@ -101,15 +101,18 @@ class Rule:
 
     ``scale``: 0.5 to 1.0 times the original (stays within what the file allowed);
     ``count``: the original plus a per-number step times the tick (monotonic counters);
+    ``sum``: the sum of group 1 over matches of ``of`` (a total kept consistent);
     ``drop``: lines matching ``pattern`` are left out at random (entries come and go).
     """
 
     glob: str  # relative to the sysroot
     pattern: str
     kind: str = "scale"
+    of: str = ""
 
 
-WHOLE = r"\A(.*)"
+WHOLE = r"(?s)\A(.*)"
+BUFINFO_SIZE = r"(?m)^(\d+)\t"
 RULES = (
     Rule("proc/stat", r"(?m)^(?:cpu\d*|intr|ctxt|softirq) (.*)$", "count"),
     Rule("proc/meminfo", r"(?m)^(?:MemFree|MemAvailable|Buffers|Cached|CmaFree):(.*)$"),
@@ -124,7 +127,9 @@ RULES = (
     Rule("proc/umap/media-mem", r"length=(\d+)KB"),
     Rule("proc/umap/media-mem", r"\|-MMB:", "drop"),
     Rule("sys/kernel/debug/ion/heaps/*", r"(?m)\s\d+\s+(\d+)$"),
-    Rule("sys/kernel/debug/dma_buf/bufinfo", r"(?m)^(\d{8})\t"),
+    Rule("sys/kernel/debug/dma_buf/bufinfo", BUFINFO_SIZE),
+    Rule("sys/kernel/debug/dma_buf/bufinfo", r"Total \d+ objects, (\d+) bytes", "sum",
+         BUFINFO_SIZE),
     Rule("sys/kernel/debug/axi_mon/statistics", r": (\d+) Bytes/sec"),
     Rule("sys/kernel/debug/axi_mon/statistics", r": (\d+)%"),
     Rule("sys/class/kgsl/kgsl/proc/*/*", WHOLE),
@@ -145,12 +150,15 @@ def render(text: str, rule: Rule, tick: int, rng: random.Random) -> str:
     if rule.kind == "drop":
         return "".join(line for line in text.splitlines(keepends=True)
                        if not (re.search(rule.pattern, line) and rng.random() < 0.3))
+    total = sum(int(m.group(1)) for m in re.finditer(rule.of, text)) if rule.of else 0
     index = 0
 
     def number(m: "re.Match[str]") -> str:
         nonlocal index
         index += 1
         old = float(m.group(0))
+        if rule.kind == "sum":
+            return str(total)
         new = old + tick * (1 + index % 50) if rule.kind == "count" else old * rng.uniform(0.5, 1)
         return _number(m.group(0), new)
 
@@ -159,7 +167,7 @@ def render(text: str, rule: Rule, tick: int, rng: random.Random) -> str:
         whole = m.group(0)
         return whole[:s] + _NUMBER.sub(number, whole[s:e]) + whole[e:]
 
-    return re.sub(rule.pattern, span, text, flags=re.S if rule.pattern == WHOLE else 0)
+    return re.sub(rule.pattern, span, text)
 
 
 class FileChurn:
