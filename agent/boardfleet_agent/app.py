@@ -3,6 +3,7 @@
 from typing import List, Optional
 
 from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import generate_latest
 
 from boardfleet_agent.config import AgentConfig
 from boardfleet_agent.inference import Inference
@@ -25,14 +26,18 @@ class Agent:
             for cls in collectors_for(self.platform, cfg.enabled_choices())
         ]
         self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
-                                   background=background)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.runner)
+                                   background=background, interval=cfg.sample_interval)
+        # Rendered on every scrape: cheap, and current to the moment of the scrape.
+        self.live = CollectorRegistry(auto_describe=False)
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
-        ProcessCollector(registry=self.registry)
+        ProcessCollector(registry=self.live)
         # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
         self.inference = Inference(cfg.sections, self.src)
-        self.registry.register(self.inference)
+        self.live.register(self.inference)
+
+    def render(self) -> bytes:
+        """One scrape's exposition text: the board's last sample, then live metrics."""
+        return self.runner.exposition() + generate_latest(self.live)
 
     def start(self) -> None:
         self.runner.start()

@@ -4,15 +4,13 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from typing import List, Optional, Tuple
-
-from prometheus_client.exposition import generate_latest
 
 from boardfleet_agent import __version__
 from boardfleet_agent.app import Agent
 from boardfleet_agent.config import (
     DEFAULT_LISTEN,
+    DEFAULT_SAMPLE_INTERVAL,
     PLATFORM_CHOICES,
     AgentConfig,
     ConfigError,
@@ -20,6 +18,7 @@ from boardfleet_agent.config import (
 )
 from boardfleet_agent.registry import all_collectors
 from boardfleet_agent.server import MetricsServer, parse_listen
+from boardfleet_agent.wakeup import Wakeup
 from boardfleet_agent.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("boardfleet.agent")
@@ -53,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vendor platform; auto detects it from the sysroot (default auto)")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="HTTP listen address (default %s)" % DEFAULT_LISTEN)
+    p.add_argument("--sample-interval", type=_seconds, metavar="SECONDS",
+                   help="how often collectors are sampled; a scrape serves the last "
+                        "sample (default %g; a collector's own interval wins)"
+                        % DEFAULT_SAMPLE_INTERVAL)
     p.add_argument("--statsd-listen", metavar="HOST:PORT",
                    help="UDP address for StatsD inference timings, or 'off' "
                         "(default 127.0.0.1:8125)")
@@ -76,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be 0.05 to 3600 seconds, got %r" % text)
+    return value
+
+
 def _collector_help(cls: type) -> str:
     where = ", ".join(sorted(cls.platforms)) if cls.platforms else "all platforms"
     state = "on" if cls.default_enabled else "off"
@@ -84,7 +97,7 @@ def _collector_help(cls: type) -> str:
 
 def resolve_config(args: argparse.Namespace) -> AgentConfig:
     cfg = load_file(args.config) if args.config else AgentConfig()
-    for key in ("sysroot", "platform", "listen", "log_level"):
+    for key in ("sysroot", "platform", "listen", "log_level", "sample_interval"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, value)
@@ -102,8 +115,9 @@ def resolve_config(args: argparse.Namespace) -> AgentConfig:
 def list_collectors(out=sys.stdout) -> None:
     for name, cls in all_collectors().items():
         where = ",".join(sorted(cls.platforms)) or "all"
-        mode = "background %gs" % cls.default_interval if cls.background else "per scrape"
-        out.write("%-14s %-4s %-22s %-16s %s\n" % (
+        every = "every %gs" % cls.default_interval if cls.default_interval else "every sample"
+        mode = ("own thread, " if cls.background else "") + every
+        out.write("%-14s %-4s %-22s %-22s %s\n" % (
             name, "on" if cls.default_enabled else "off", where, mode, cls.help))
 
 
@@ -127,8 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write("boardfleet-agent: %s\n" % e)
         return 2
     if args.once:
-        agent.runner.sample_background_now()
-        sys.stdout.write(generate_latest(agent.registry).decode())
+        sys.stdout.write(agent.render().decode())
         return 0
     return serve(agent, web, args)
 
@@ -148,28 +161,26 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
     """
     listen = agent.cfg.listen
     try:
-        server = MetricsServer(parse_listen(listen), agent.registry, agent.platform, web)
+        server = MetricsServer(parse_listen(listen), agent.render, agent.platform, web)
     except (ValueError, OSError) as e:
         sys.stderr.write("boardfleet-agent: cannot listen on %s: %s\n" % (listen, e))
         return 2
-    stop = threading.Event()
-    hup = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: (hup.set(), stop.set()))
+    signals: List[int] = []
+    wakeup = Wakeup()
+    # Any thread may receive the signal; the wakeup fd ends the main thread's sleep,
+    # whose Python handler then runs.
+    signal.set_wakeup_fd(wakeup.signal_fd)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda signum, _frame: signals.append(signum))
     agent.start()
     server.serve_in_thread()
     log.info("boardfleet-agent %s serving %s (platform %s, sysroot %s, %d collectors)",
              __version__, listen, agent.platform, agent.cfg.sysroot, len(agent.collectors))
     while True:
-        # Poll: the kernel may deliver a signal to any thread, and Python runs handlers
-        # only when the main thread executes bytecode, never inside a lock wait.
-        while not stop.wait(0.2):
-            pass
-        if not hup.is_set():
+        while not signals:
+            wakeup.sleep(5.0)
+        if signals.pop(0) != signal.SIGHUP:
             break
-        stop.clear()
-        hup.clear()
         try:
             fresh, fresh_web = _reload(args)
         except (ConfigError, OSError) as e:
@@ -177,12 +188,14 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
             continue
         agent.stop()
         fresh.start()
-        server.registry, server.web, server.platform = (
-            fresh.registry, fresh_web, fresh.platform)
+        server.render, server.web, server.platform = (
+            fresh.render, fresh_web, fresh.platform)
         agent = fresh
         log.info("config reloaded (%d collectors)", len(agent.collectors))
     log.info("stopping")
     server.shutdown()
     server.server_close()
     agent.stop()
+    signal.set_wakeup_fd(-1)
+    wakeup.close()
     return 0

@@ -17,6 +17,8 @@ from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from boardfleet_agent.wakeup import Wakeup
+
 log = logging.getLogger("boardfleet.agent")
 
 GROUPS = ("latency_ms", "fps", "frames")
@@ -181,17 +183,22 @@ class LogTailer:
         self.files = list(files)
         self.stats = stats
         self.interval = interval
-        self._stop = threading.Event()
+        self._stopping = False
+        self._wakeup: Optional[Wakeup] = None  # created by start()
         self._thread = threading.Thread(target=self._loop, name="logtail", daemon=True)
 
     def start(self) -> None:
         if self.files:
+            self._wakeup = Wakeup()
             self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.wake()
             self._thread.join(2.0)
+            if not self._thread.is_alive():
+                self._wakeup.close()
         for follower, _, _ in self.files:
             follower.close()
 
@@ -209,6 +216,8 @@ class LogTailer:
                     self.stats.update(model, values)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while not self._stopping:
             self.poll_once()
-            self._stop.wait(self.interval)
+            wakeup.sleep(self.interval)

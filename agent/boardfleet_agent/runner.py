@@ -1,20 +1,34 @@
-"""Runs collectors for a scrape and adds the per-collector self-metrics.
+"""Samples the collectors off the scrape path and serves their last results.
 
-Foreground collectors run on every scrape. Background collectors run in their own
-thread at their interval; a scrape serves their last result and never waits on them.
+In the agent (``background=True``) no collector runs during a scrape:
+
+- quick collectors run on one scheduler thread, each every ``interval`` seconds
+  (1 s unless the collector or the config says otherwise);
+- collectors marked ``background`` (vendor tools, kernel locks) run on a thread each,
+  so one that blocks delays nobody;
+- after each round the scheduler renders the exposition text once, and a scrape
+  returns those bytes. Its cost does not depend on the collectors, and any number of
+  concurrent scrapers get the same complete sample.
+
+With ``background=False`` (``--once``, agentless probes) :meth:`ScrapeRunner.collect`
+runs every collector on the spot. Intervals and durations use the monotonic clock and
+sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
+nor spin the samplers; only the exported timestamps are wall-clock time.
 """
 
 import copy
 import logging
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.exposition import render
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
+from boardfleet_agent.wakeup import Wakeup
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -68,40 +82,64 @@ class _ErrorLog:
             log.debug("collector %s: no data (%s)", name, outcome.error)
 
 
+DEFAULT_INTERVAL = 1.0
+
+
 class BackgroundSampler:
-    """Runs one collector on its own thread every ``interval`` seconds."""
+    """Runs one slow collector on its own thread every ``interval`` seconds."""
 
     def __init__(self, collector: Collector, src: Source, interval: float,
-                 errors: _ErrorLog) -> None:
+                 errors: _ErrorLog, on_sample: Callable[[], None]) -> None:
         self.collector = collector
         self.src = src
         self.interval = max(0.05, interval)
         self.errors = errors
+        self.on_sample = on_sample
         self.latest: Optional[Tuple[Outcome, float]] = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name="sampler-" + collector.name, daemon=True)
+        self._stopping = False
+        self._wakeup: Optional[Wakeup] = None  # created by start(): fds only while running
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
+        self._wakeup = Wakeup()
+        self._thread = threading.Thread(target=self._loop, args=(self._wakeup,),
+                                        name="sampler-" + self.collector.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.wake()
 
     def join(self, timeout: float) -> None:
+        if self._thread is None or self._wakeup is None:
+            return
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("collector %s did not stop within %gs", self.collector.name, timeout)
+        else:
+            self._wakeup.close()
 
-    def sample_once(self) -> None:
-        outcome = run_collector(self.collector, self.src)
-        self.errors.note(self.collector.name, outcome)
-        self.latest = (outcome, time.time())
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def _loop(self, wakeup: Wakeup) -> None:
+        while not self._stopping:
             started = time.monotonic()
-            self.sample_once()
-            elapsed = time.monotonic() - started
-            self._stop.wait(max(0.0, self.interval - elapsed))
+            outcome = run_collector(self.collector, self.src)
+            self.errors.note(self.collector.name, outcome)
+            self.latest = (outcome, time.time())
+            self.on_sample()
+            wakeup.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+class _Slot:
+    """A quick collector's schedule and last result."""
+
+    __slots__ = ("collector", "due", "interval", "latest")
+
+    def __init__(self, collector: Collector, interval: float) -> None:
+        self.collector = collector
+        self.interval = max(0.05, interval)
+        self.due = 0.0
+        self.latest: Optional[Tuple[Outcome, float]] = None
 
 
 class ScrapeRunner:
@@ -109,48 +147,109 @@ class ScrapeRunner:
 
     def __init__(self, collectors: Sequence[Collector], src: Source,
                  intervals: Optional[Dict[str, float]] = None,
-                 background: bool = True) -> None:
+                 background: bool = True, interval: float = DEFAULT_INTERVAL) -> None:
         self.src = src
         self.errors = _ErrorLog()
-        self.foreground: List[Collector] = []
+        self.quick: List[_Slot] = []
         self.samplers: List[BackgroundSampler] = []
         self.last_success: Dict[str, float] = {}
         intervals = intervals or {}
         for c in collectors:
+            iv = intervals.get(c.name, c.default_interval or interval)
             if c.background and background:
-                iv = intervals.get(c.name, c.default_interval)
-                self.samplers.append(BackgroundSampler(c, src, iv, self.errors))
+                self.samplers.append(
+                    BackgroundSampler(c, src, iv, self.errors, self._sampled))
             else:
-                self.foreground.append(c)
+                self.quick.append(_Slot(c, iv))
+        self._background = background
+        self._rendered = b""
+        self._dirty = False
+        self._started = False
+        self._stopping = False
+        self._wakeup: Optional[Wakeup] = None  # created by start()
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
+        """Sample the quick collectors once, render, then keep sampling on threads."""
+        if not self._background or self._started:
+            return
+        self._started = True
+        self._wakeup = Wakeup()
+        self._sample_due(time.monotonic())
+        self._rendered = render(self.collect())
         for s in self.samplers:
             s.start()
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
+        self._stopping = True
         for s in self.samplers:
             s.stop()
+        if self._wakeup is not None:
+            self._wakeup.wake()
+        if self._thread is not None:
+            self._thread.join(2.0)
         for s in self.samplers:
             s.join(2.0)
+        if self._wakeup is not None and not (self._thread and self._thread.is_alive()):
+            self._wakeup.close()  # a late wake from a stuck sampler is then a no-op
 
-    def sample_background_now(self) -> None:
-        """Take one sample of every background collector synchronously (for ``--once``)."""
-        for s in self.samplers:
-            s.sample_once()
+    def exposition(self) -> bytes:
+        """The board's metrics as exposition text: the last rendering once started."""
+        if not self._started:
+            return render(self.collect())
+        return self._rendered
+
+    def _sampled(self) -> None:
+        """Called by a background sampler after each sample: render it soon."""
+        self._dirty = True
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.wake()
+
+    def _loop(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while not self._stopping:
+            if self._sample_due(time.monotonic()) or self._dirty:
+                self._dirty = False
+                self._rendered = render(self.collect())
+            wakeup.sleep(self._until_next_due())
+
+    def _sample_due(self, now: float) -> bool:
+        """Run the quick collectors due at ``now``; True if any ran."""
+        ran = False
+        for slot in self.quick:
+            if now < slot.due:
+                continue
+            outcome = run_collector(slot.collector, self.src)
+            self.errors.note(slot.collector.name, outcome)
+            slot.latest = (outcome, time.time())
+            # A run that overran its interval starts a new cadence: no catch-up burst.
+            slot.due = max(slot.due + slot.interval, now)
+            ran = True
+        return ran
+
+    def _until_next_due(self) -> Optional[float]:
+        if not self.quick:
+            return None
+        return max(0.0, min(s.due for s in self.quick) - time.monotonic())
 
     def describe(self) -> List[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if not self._started:
+            # Not sampling in the background: every quick collector runs now.
+            for slot in self.quick:
+                slot.due = 0.0
+            self._sample_due(time.monotonic())
         results: List[Tuple[str, Outcome, float]] = []
-        for c in self.foreground:
-            outcome = run_collector(c, self.src)
-            self.errors.note(c.name, outcome)
-            results.append((c.name, outcome, time.time()))
-        for s in self.samplers:
-            latest = s.latest
+        for name, latest in [(s.collector.name, s.latest) for s in self.quick] + [
+                (s.collector.name, s.latest) for s in self.samplers]:
             if latest is not None:
-                results.append((s.collector.name, latest[0], latest[1]))
+                results.append((name, latest[0], latest[1]))
 
         success = GaugeMetricFamily(
             "board_collector_success",

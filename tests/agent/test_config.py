@@ -40,6 +40,8 @@ def test_disable_defaults_keeps_only_explicit_collectors(tmp_path) -> None:
     ("[collectors.cpu]\ncolour = 1\n", "unknown setting"),
     ("listen = \n", "agent.toml"),
     ("mystery = 1\n", "unknown setting"),
+    ("sample_interval = 0\n", "sample_interval must be 0.05 to 3600 seconds"),
+    ("sample_interval = \"1s\"\n", "sample_interval must be 0.05 to 3600 seconds"),
 ])
 def test_bad_settings_name_the_file_and_key(tmp_path, text: str, fragment: str) -> None:
     path = tmp_path / "agent.toml"
@@ -77,3 +79,14 @@ def test_list_collectors_names_each_one() -> None:
                        timeout=30, check=True)
     names = {line.split()[0] for line in r.stdout.splitlines()}
     assert {"cpu", "memory", "thermal", "processes", "info"} <= names
+
+
+def test_sample_interval_from_file_and_flag(tmp_path) -> None:
+    assert _cfg(tmp_path, "").sample_interval == 1.0
+    assert _cfg(tmp_path, "sample_interval = 5\n").sample_interval == 5.0
+    assert _cfg(tmp_path, "sample_interval = 5\n", "--sample-interval", "0.5"
+                ).sample_interval == 0.5
+    r = subprocess.run(agent_cmd("--sample-interval", "0", "--once"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "--sample-interval: must be 0.05 to 3600 seconds" in r.stderr

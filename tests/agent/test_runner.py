@@ -1,5 +1,6 @@
 """Collector isolation: a failing or absent collector never takes the scrape down."""
 
+import re
 import threading
 import time
 from typing import Iterator
@@ -104,4 +105,37 @@ def test_background_collector_never_blocks_a_scrape() -> None:
             "board_slow_runs 1.0"]
     finally:
         slow.gate.set()
+        runner.stop()
+
+
+class Counting(Collector):
+    name = "counting"
+
+    def __init__(self, settings, platform="generic") -> None:
+        super().__init__(settings, platform)
+        self.runs = 0
+
+    def collect(self, src: Source) -> Iterator[Metric]:
+        self.runs += 1
+        yield GaugeMetricFamily("board_counting_runs", "runs", value=self.runs)
+
+
+def test_scrapes_serve_the_last_sample_and_sampling_keeps_its_pace() -> None:
+    counting = Counting({})
+    runner = ScrapeRunner([counting], SnapshotSource({}), interval=0.2)
+    runner.start()
+    try:
+        started = time.monotonic()
+        bodies = {runner.exposition() for _ in range(500)}
+        elapsed = time.monotonic() - started
+        # 500 scrapes, yet the collector ran only at its 0.2 s pace.
+        assert counting.runs <= 2 + elapsed / 0.2
+        assert len(bodies) <= counting.runs
+        before = counting.runs
+        time.sleep(1.0)
+        assert 3 <= counting.runs - before <= 7
+        served = re.search(rb"^board_counting_runs (\S+)$", runner.exposition(), re.M)
+        assert served is not None
+        assert float(served.group(1)) >= counting.runs - 1  # the rendering follows
+    finally:
         runner.stop()

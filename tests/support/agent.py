@@ -5,7 +5,7 @@ import ssl
 import subprocess
 import sys
 from contextlib import contextmanager
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from support.net import free_port, wait_http
 from support.process import terminate
@@ -39,15 +39,17 @@ def stable_lines(exposition: str) -> str:
 
 @contextmanager
 def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = None,
+                 env: Dict[str, str] | None = None,
                  ) -> Iterator[Tuple[str, subprocess.Popen]]:
     """Start ``boardfleet-agent --listen 127.0.0.1:<free port>``; yield (base URL, proc).
 
-    Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS.
+    Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS, and
+    ``env`` for variables to add to the agent's environment.
     """
     port = free_port()
     proc = subprocess.Popen(
         agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     base = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", port)
     try:
         wait_http(base + "/-/healthy", context=tls_context)

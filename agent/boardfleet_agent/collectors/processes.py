@@ -36,6 +36,7 @@ class ProcessesCollector(Collector):
     help = "CPU seconds and RSS of configured process names (/proc/<pid>/stat)"
     paths = ("/proc/[0-9]*/stat",)
     agentless = False  # one read per process: too heavy for a probed busybox board
+    default_interval = 5.0  # one read per process: not every second
     defaults = {"names": DEFAULT_NAMES}
 
     def collect(self, src: Source) -> Iterator[Metric]:

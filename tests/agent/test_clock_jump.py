@@ -1,0 +1,80 @@
+"""A wall-clock jump, forward or back, neither stalls nor spins the agent.
+
+The agent runs under libfaketime (Debian package ``faketime``) with only the wall clock
+faked (``FAKETIME_DONT_FAKE_MONOTONIC=1``), from an offset file the test rewrites while
+the agent runs. The monotonic clock, which the agent's schedules use, goes on unmoved,
+as it does when an NTP step or an operator's ``date -s`` moves a board's clock.
+"""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from support.agent import served_agent
+from support.paths import FIXTURES
+
+TICKS = os.sysconf("SC_CLK_TCK")
+DAY = 86400.0
+
+
+def _libfaketime() -> str:
+    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not found:
+        pytest.skip("libfaketime is not installed (Debian package faketime)")
+    return found[0]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _scrape(base: str) -> str:
+    started = time.monotonic()
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        body = r.read().decode()
+    assert time.monotonic() - started < 2.0, "a scrape stalled"
+    return body
+
+
+def _value(body: str, series: str) -> float:
+    match = re.search(r"^%s (\S+)$" % re.escape(series), body, re.M)
+    assert match, series
+    return float(match.group(1))
+
+
+def test_clock_jumps_neither_stall_nor_spin_the_agent(tmp_path: Path) -> None:
+    root = tmp_path / "board"
+    shutil.copytree(FIXTURES / "generic", root, symlinks=True)
+    offset = tmp_path / "offset"
+    offset.write_text("+0\n")
+    env = {"LD_PRELOAD": _libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(offset),
+           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    stamp = 'board_collector_last_success_timestamp_seconds{collector="loadavg"}'
+    with served_agent(str(root), "--statsd-listen", "off", "--sample-interval", "0.5",
+                      env=env) as (base, proc):
+        for load, jump, shift in ((1.5, "+1d", DAY), (2.5, "-1d", -DAY),
+                                  (3.5, "-365d", -365 * DAY), (4.5, "+0", 0.0)):
+            offset.write_text(jump + "\n")
+            cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+            (root / "proc/loadavg").write_text("%.2f 0.61 0.58 2/311 4567\n" % load)
+            # Sampling goes on at its pace: the new file shows within a few intervals.
+            deadline = time.monotonic() + 5
+            while _value(body := _scrape(base), "board_load1") != load:
+                assert time.monotonic() < deadline, "sampling stalled after %s" % jump
+                time.sleep(0.1)
+            # The jump took effect: the sample's wall-clock stamp moved with it.
+            assert abs(_value(body, stamp) - (time.time() + shift)) < 120
+            time.sleep(1.5)
+            # No thread spins: a busy loop would take a whole core.
+            share = (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+            assert share < 0.2, "agent used %.0f %% of a core after %s" % (share * 100, jump)
+        offset.write_text("-1d\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
