@@ -6,7 +6,7 @@ multi-line datagrams, malformed lines, new model names past the cardinality cap 
 model-load events. :class:`FileChurn` rewrites a sysroot's counters, temperatures,
 memory figures and vendor tables (MMZ, ION, DMA-BUF, AXI, KGSL) every ``period``
 seconds, alternately by atomic rename and in place (truncate, then write), so the
-agent also reads files mid-rewrite.
+agent also reads files mid-rewrite; and appends to an app log it rotates now and then.
 """
 
 import contextlib
@@ -136,6 +136,7 @@ RULES = (
     Rule("sys/class/kgsl/kgsl-3d0/gpu_busy_percentage", WHOLE),
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+ROTATE = 25  # app log lines between rotations
 
 
 def _number(old: str, value: float) -> str:
@@ -171,11 +172,17 @@ def render(text: str, rule: Rule, tick: int, rng: random.Random) -> str:
 
 
 class FileChurn:
-    """Rewrites every file of ``sysroot`` a rule covers, every ``period`` seconds."""
+    """Rewrites every file of ``sysroot`` a rule covers, every ``period`` seconds.
 
-    def __init__(self, sysroot: Path, period: float = 0.1,
-                 rules: Sequence[Rule] = RULES) -> None:
+    With ``app_log``, also appends an ``hrt_model_exec perf`` line to that file every
+    period, and every :data:`ROTATE` periods rotates it, alternately by rename (``.1``)
+    and by truncation (copytruncate), for the agent's log tail.
+    """
+
+    def __init__(self, sysroot: Path, period: float = 0.1, rules: Sequence[Rule] = RULES,
+                 app_log: Path | None = None) -> None:
         self.period = period
+        self.app_log = app_log
         self.files: Dict[Path, Tuple[str, List[Rule]]] = {}
         for rule in rules:
             for path in sorted(sysroot.glob(rule.glob)):
@@ -204,6 +211,19 @@ class FileChurn:
                     text = render(text, rule, tick, rng)
                 self._write(path, text, atomic=tick % 2 == 0)
                 self.writes += 1
+            if self.app_log is not None:
+                self._log(self.app_log, tick)
+
+    @staticmethod
+    def _log(path: Path, tick: int) -> None:
+        if tick % ROTATE == 0:
+            if tick % (2 * ROTATE):
+                os.replace(path, path.with_name(path.name + ".1"))
+            else:
+                os.truncate(path, 0)
+        with open(path, "a") as f:
+            f.write("Frame count: %d,  Thread Average: %.6f ms,  thread max latency: "
+                    "%.6f ms,  FPS: %.6f\n" % (tick * 10, 0.7 + tick % 7 / 10, 2.5, 1400.0))
 
     @staticmethod
     def _write(path: Path, text: str, atomic: bool) -> None:
