@@ -2,8 +2,9 @@
 
 :class:`Soak` copies a fixture board to a temporary sysroot, starts
 ``boardfleet-agent`` on free loopback ports (background collectors sampled every
-2 s), loads it (:mod:`support.soakload`: StatsD datagrams, files that keep changing)
-and scrapes ``/metrics`` at a fixed rate or as fast as it answers, checking every answer.
+2 s, an app log tailed), loads it (:mod:`support.soakload`: StatsD datagrams, files
+that keep changing, the app log rotating) and scrapes ``/metrics`` at a fixed rate or
+as fast as it answers, checking every answer.
 A sampler thread records the agent's RSS, open fds and threads from ``/proc/<pid>``.
 ``tests/agent/test_soak.py`` runs it for seconds, ``benchmarks/agent_soak.py`` for
 half an hour. The agent is a black box: HTTP plus ``/proc``.
@@ -35,6 +36,7 @@ from support.soakload import STABLE_MODELS, FileChurn, StatsdLoad
 # steady fd count in.
 FAST_BACKGROUND = ("mmz", "hisi_ddr", "horizon_ddr", "dmabuf_process")
 BACKGROUND_INTERVAL = 2
+APP_LOG_MODEL = "applog"  # the log tail's model label
 # Families every answer has whatever the board files hold: proof the whole registry ran.
 REQUIRED = ("board_collector_success", "board_collector_duration_seconds",
             "process_resident_memory_bytes", "process_open_fds")
@@ -62,6 +64,8 @@ def proc_sample(pid: int, t: float, scrapes: int) -> ProcSample:
     """RSS (VmRSS), open fds and threads of ``pid``; OSError once it is gone."""
     status = Path("/proc/%d/status" % pid).read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # a zombie: exited, not yet reaped
+        raise ProcessLookupError(pid)
     return ProcSample(t, int(fields["VmRSS"].split()[0]), len(os.listdir("/proc/%d/fd" % pid)),
                       int(fields["Threads"]), scrapes)
 
@@ -210,10 +214,12 @@ def steady_series(samples: Sequence[ProcSample], start: float, bucket: float,
     return out
 
 
-def _agent_config(fixture: Path) -> str:
-    """The fixture's own agent.toml (if any) with FAST_BACKGROUND intervals set."""
+def _agent_config(fixture: Path, app_log: Path) -> str:
+    """The fixture's own agent.toml (if any), FAST_BACKGROUND intervals, a log tail."""
     own = fixture / "agent.toml"
     text = own.read_text() if own.exists() else ""
+    text += '\n[logtail]\npoll_interval = 0.1\n[logtail.%s]\npath = "%s"\n' % (
+        APP_LOG_MODEL, app_log)
     for name in FAST_BACKGROUND:
         header = "[collectors.%s]" % name
         setting = "interval = %d" % BACKGROUND_INTERVAL
@@ -236,11 +242,11 @@ class Soak:
         self.sysroot = workdir / "sysroot"
         shutil.copytree(FIXTURES / board, self.sysroot, symlinks=True)
         self.config = workdir / "agent.toml"
-        self.config.write_text(_agent_config(FIXTURES / board))
+        self.config.write_text(_agent_config(FIXTURES / board, workdir / "app.log"))
         self.log_path = workdir / "agent.log"
         self.port, self.udp_port = free_port(), free_port(socket.SOCK_DGRAM)
         self.statsd = StatsdLoad(self.udp_port, statsd_rate) if statsd_rate else None
-        self.churn = FileChurn(self.sysroot, churn_period)
+        self.churn = FileChurn(self.sysroot, churn_period, app_log=workdir / "app.log")
         self.sample_every = sample_every
         self._quiet = threading.Lock()  # held by a scrape; samples wait for it
         self.proc: subprocess.Popen | None = None

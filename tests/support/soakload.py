@@ -6,7 +6,7 @@ multi-line datagrams, malformed lines, new model names past the cardinality cap 
 model-load events. :class:`FileChurn` rewrites a sysroot's counters, temperatures,
 memory figures and vendor tables (MMZ, ION, DMA-BUF, AXI, KGSL) every ``period``
 seconds, alternately by atomic rename and in place (truncate, then write), so the
-agent also reads files mid-rewrite.
+agent also reads files mid-rewrite; and appends to an app log it rotates now and then.
 """
 
 import contextlib
@@ -101,15 +101,18 @@ class Rule:
 
     ``scale``: 0.5 to 1.0 times the original (stays within what the file allowed);
     ``count``: the original plus a per-number step times the tick (monotonic counters);
+    ``sum``: the sum of group 1 over matches of ``of`` (a total kept consistent);
     ``drop``: lines matching ``pattern`` are left out at random (entries come and go).
     """
 
     glob: str  # relative to the sysroot
     pattern: str
     kind: str = "scale"
+    of: str = ""
 
 
-WHOLE = r"\A(.*)"
+WHOLE = r"(?s)\A(.*)"
+BUFINFO_SIZE = r"(?m)^(\d+)\t"
 RULES = (
     Rule("proc/stat", r"(?m)^(?:cpu\d*|intr|ctxt|softirq) (.*)$", "count"),
     Rule("proc/meminfo", r"(?m)^(?:MemFree|MemAvailable|Buffers|Cached|CmaFree):(.*)$"),
@@ -124,13 +127,16 @@ RULES = (
     Rule("proc/umap/media-mem", r"length=(\d+)KB"),
     Rule("proc/umap/media-mem", r"\|-MMB:", "drop"),
     Rule("sys/kernel/debug/ion/heaps/*", r"(?m)\s\d+\s+(\d+)$"),
-    Rule("sys/kernel/debug/dma_buf/bufinfo", r"(?m)^(\d{8})\t"),
+    Rule("sys/kernel/debug/dma_buf/bufinfo", BUFINFO_SIZE),
+    Rule("sys/kernel/debug/dma_buf/bufinfo", r"Total \d+ objects, (\d+) bytes", "sum",
+         BUFINFO_SIZE),
     Rule("sys/kernel/debug/axi_mon/statistics", r": (\d+) Bytes/sec"),
     Rule("sys/kernel/debug/axi_mon/statistics", r": (\d+)%"),
     Rule("sys/class/kgsl/kgsl/proc/*/*", WHOLE),
     Rule("sys/class/kgsl/kgsl-3d0/gpu_busy_percentage", WHOLE),
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+ROTATE = 25  # app log lines between rotations
 
 
 def _number(old: str, value: float) -> str:
@@ -145,12 +151,15 @@ def render(text: str, rule: Rule, tick: int, rng: random.Random) -> str:
     if rule.kind == "drop":
         return "".join(line for line in text.splitlines(keepends=True)
                        if not (re.search(rule.pattern, line) and rng.random() < 0.3))
+    total = sum(int(m.group(1)) for m in re.finditer(rule.of, text)) if rule.of else 0
     index = 0
 
     def number(m: "re.Match[str]") -> str:
         nonlocal index
         index += 1
         old = float(m.group(0))
+        if rule.kind == "sum":
+            return str(total)
         new = old + tick * (1 + index % 50) if rule.kind == "count" else old * rng.uniform(0.5, 1)
         return _number(m.group(0), new)
 
@@ -159,15 +168,21 @@ def render(text: str, rule: Rule, tick: int, rng: random.Random) -> str:
         whole = m.group(0)
         return whole[:s] + _NUMBER.sub(number, whole[s:e]) + whole[e:]
 
-    return re.sub(rule.pattern, span, text, flags=re.S if rule.pattern == WHOLE else 0)
+    return re.sub(rule.pattern, span, text)
 
 
 class FileChurn:
-    """Rewrites every file of ``sysroot`` a rule covers, every ``period`` seconds."""
+    """Rewrites every file of ``sysroot`` a rule covers, every ``period`` seconds.
 
-    def __init__(self, sysroot: Path, period: float = 0.1,
-                 rules: Sequence[Rule] = RULES) -> None:
+    With ``app_log``, also appends an ``hrt_model_exec perf`` line to that file every
+    period, and every :data:`ROTATE` periods rotates it, alternately by rename (``.1``)
+    and by truncation (copytruncate), for the agent's log tail.
+    """
+
+    def __init__(self, sysroot: Path, period: float = 0.1, rules: Sequence[Rule] = RULES,
+                 app_log: Path | None = None) -> None:
         self.period = period
+        self.app_log = app_log
         self.files: Dict[Path, Tuple[str, List[Rule]]] = {}
         for rule in rules:
             for path in sorted(sysroot.glob(rule.glob)):
@@ -196,6 +211,19 @@ class FileChurn:
                     text = render(text, rule, tick, rng)
                 self._write(path, text, atomic=tick % 2 == 0)
                 self.writes += 1
+            if self.app_log is not None:
+                self._log(self.app_log, tick)
+
+    @staticmethod
+    def _log(path: Path, tick: int) -> None:
+        if tick % ROTATE == 0:
+            if tick % (2 * ROTATE):
+                os.replace(path, path.with_name(path.name + ".1"))
+            else:
+                os.truncate(path, 0)
+        with open(path, "a") as f:
+            f.write("Frame count: %d,  Thread Average: %.6f ms,  thread max latency: "
+                    "%.6f ms,  FPS: %.6f\n" % (tick * 10, 0.7 + tick % 7 / 10, 2.5, 1400.0))
 
     @staticmethod
     def _write(path: Path, text: str, atomic: bool) -> None:
