@@ -3,6 +3,7 @@
 import base64
 import concurrent.futures
 import http.client
+import os
 import signal
 import ssl
 import statistics
@@ -10,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -113,6 +115,13 @@ def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
         while "board_temperature_celsius" in _get(base + "/metrics"):
             assert time.monotonic() < deadline, "SIGHUP did not reload the config"
             time.sleep(0.05)
+        # Reloads leave no thread or fd behind (samplers and wakeup pipes are closed).
+        before = _fds_and_threads(proc.pid)
+        for _ in range(10):
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.2)
+        assert "board_cpu_seconds_total" in _get(base + "/metrics")
+        assert _fds_and_threads(proc.pid) == before
         conf.write_text("this is = not toml [")
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.3)
@@ -120,3 +129,9 @@ def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         assert "Traceback" not in proc.stderr.read().decode()
+
+
+def _fds_and_threads(pid: int) -> tuple:
+    status = Path("/proc/%d/status" % pid).read_text()
+    threads = int(status.split("Threads:")[1].split()[0])
+    return len(os.listdir("/proc/%d/fd" % pid)), threads
