@@ -4,6 +4,10 @@ The agent runs under libfaketime (Debian package ``faketime``) with only the wal
 faked (``FAKETIME_DONT_FAKE_MONOTONIC=1``), from an offset file the test rewrites while
 the agent runs. The monotonic clock, which the agent's schedules use, goes on unmoved,
 as it does when an NTP step or an operator's ``date -s`` moves a board's clock.
+
+libfaketime also rewrites the absolute deadlines of timed lock waits, so it cannot show
+how ``Event.wait`` on Python < 3.11 follows a real clock step (bpo-41710); the agent
+does not sleep in those waits (``boardfleet_agent.wakeup``).
 """
 
 import glob
@@ -11,13 +15,14 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from support.agent import served_agent
-from support.paths import FIXTURES
+from support.paths import FIXTURES, REPO
 
 TICKS = os.sysconf("SC_CLK_TCK")
 DAY = 86400.0
@@ -49,16 +54,24 @@ def _value(body: str, series: str) -> float:
     return float(match.group(1))
 
 
-def test_clock_jumps_neither_stall_nor_spin_the_agent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interpreter", ["this", "3.8"])
+def test_clock_jumps_neither_stall_nor_spin_the_agent(tmp_path: Path, interpreter: str,
+                                                      request) -> None:
+    """On this Python and on the boards' 3.8."""
+    python, pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
+    if interpreter == "3.8":
+        python, site = request.getfixturevalue("py38_path").split(os.pathsep)
+        pythonpath = os.pathsep.join([site, str(REPO / "agent")])
     root = tmp_path / "board"
     shutil.copytree(FIXTURES / "generic", root, symlinks=True)
     offset = tmp_path / "offset"
     offset.write_text("+0\n")
     env = {"LD_PRELOAD": _libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(offset),
-           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+           "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           "PYTHONPATH": pythonpath}
     stamp = 'board_collector_last_success_timestamp_seconds{collector="loadavg"}'
     with served_agent(str(root), "--statsd-listen", "off", "--sample-interval", "0.5",
-                      env=env) as (base, proc):
+                      env=env, python=python) as (base, proc):
         for load, jump, shift in ((1.5, "+1d", DAY), (2.5, "-1d", -DAY),
                                   (3.5, "-365d", -365 * DAY), (4.5, "+0", 0.0)):
             offset.write_text(jump + "\n")

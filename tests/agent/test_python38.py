@@ -1,45 +1,17 @@
 """The agent really runs on Python 3.8 (Ubuntu 20.04 boards), not just lints as 3.8.
 
 Runs ``--once`` on every fixture board under a Python 3.8 interpreter with the newest
-prometheus-client that still supports 3.8, and compares with the golden files.
+prometheus-client that still supports 3.8 (the ``py38_path`` fixture, conftest.py), and
+compares with the golden files.
 """
 
-import glob
 import os
-import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 from support.agent import stable_lines
 from support.paths import BOARDS, FIXTURES, GOLDEN, REPO
-
-
-def _python38() -> str:
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
-    candidates += [p for p in [shutil.which("python3.8")] if p]
-    for python in candidates:
-        r = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode == 0 and r.stdout.strip() == "(3, 8)":
-            return python
-    pytest.skip("no working Python 3.8 interpreter on this machine")
-
-
-@pytest.fixture(scope="module")
-def py38_path(tmp_path_factory) -> str:
-    python = _python38()
-    wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--only-binary=:all:", "--python-version", "3.8", "-d", str(wheels),
-                    "prometheus-client<0.22"], check=True, timeout=120,
-                   capture_output=True)
-    site = tmp_path_factory.mktemp("site38")
-    for whl in wheels.glob("*.whl"):
-        zipfile.ZipFile(whl).extractall(site)
-    return python + os.pathsep + str(site)
 
 
 @pytest.mark.parametrize("board", BOARDS)

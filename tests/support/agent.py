@@ -17,8 +17,8 @@ VOLATILE_PREFIXES = (
 )
 
 
-def agent_cmd(*args: str) -> List[str]:
-    return [sys.executable, "-m", "boardfleet_agent", *args]
+def agent_cmd(*args: str, python: str = sys.executable) -> List[str]:
+    return [python, "-m", "boardfleet_agent", *args]
 
 
 def run_once(sysroot: str, *args: str) -> str:
@@ -39,16 +39,18 @@ def stable_lines(exposition: str) -> str:
 
 @contextmanager
 def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = None,
-                 env: Dict[str, str] | None = None,
+                 env: Dict[str, str] | None = None, python: str = sys.executable,
                  ) -> Iterator[Tuple[str, subprocess.Popen]]:
     """Start ``boardfleet-agent --listen 127.0.0.1:<free port>``; yield (base URL, proc).
 
-    Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS, and
-    ``env`` for variables to add to the agent's environment.
+    Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS,
+    ``env`` for variables to add to the agent's environment, and ``python`` to run it
+    on another interpreter.
     """
     port = free_port()
     proc = subprocess.Popen(
-        agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args),
+        agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args,
+                  python=python),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     base = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", port)
     try:
