@@ -9,7 +9,7 @@ vote in MB/s, so it yields only the ratio (``source="devfreq_freq"``), no freque
 Files that vanish before or while they are read (driver unloaded) count as absent.
 """
 
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -21,6 +21,8 @@ from boardfleet_agent.parsers.devfreq import (
 )
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
+
+T = TypeVar("T")
 
 BUS_DCVS = "/sys/devices/system/cpu/bus_dcvs/DDR"
 DEVFREQ_NODES = ("/sys/class/devfreq/*cpu-llcc-ddr-bw*", "/sys/class/devfreq/*cpubw*")
@@ -66,21 +68,20 @@ class QcomDdrCollector(Collector):
 
 def _frequency(src: Source, node: str) -> Optional[int]:
     """The node's ``cur_freq``; None if it has none."""
-    path = node + "/cur_freq"
-    try:
-        text = src.read_text(path)
-    except FileNotFoundError:
-        return None
-    return parse_frequency(text, path)
+    return _optional(src, node + "/cur_freq", parse_frequency)
 
 
 def _available(src: Source, node: str) -> Optional[List[int]]:
-    path = node + "/available_frequencies"
+    return _optional(src, node + "/available_frequencies", parse_available_frequencies)
+
+
+def _optional(src: Source, path: str, parse: Callable[[str, str], T]) -> Optional[T]:
+    """``parse(text, path)`` of the file; None if it does not exist."""
     try:
         text = src.read_text(path)
     except FileNotFoundError:
         return None
-    return parse_available_frequencies(text, path)
+    return parse(text, path)
 
 
 def _ratio(source: str, value: float) -> Metric:
