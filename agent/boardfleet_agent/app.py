@@ -3,9 +3,9 @@
 from typing import List, Optional
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import generate_latest
 
 from boardfleet_agent.config import AgentConfig
+from boardfleet_agent.exposition import render
 from boardfleet_agent.inference import Inference
 from boardfleet_agent.platform import detect
 from boardfleet_agent.registry import Collector, collectors_for
@@ -37,7 +37,7 @@ class Agent:
 
     def render(self) -> bytes:
         """One scrape's exposition text: the board's last sample, then live metrics."""
-        return self.runner.exposition() + generate_latest(self.live)
+        return self.runner.exposition() + render(self.live.collect())
 
     def start(self) -> None:
         self.runner.start()
