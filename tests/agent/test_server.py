@@ -132,6 +132,14 @@ def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
 
 
 def _fds_and_threads(pid: int) -> tuple:
-    status = Path("/proc/%d/status" % pid).read_text()
-    threads = int(status.split("Threads:")[1].split()[0])
-    return len(os.listdir("/proc/%d/fd" % pid)), threads
+    """Steady fd and thread counts: the fewest over a second.
+
+    A scrape's handler thread and socket outlive the response by a moment.
+    """
+    samples = []
+    for _ in range(10):
+        status = Path("/proc/%d/status" % pid).read_text()
+        threads = int(status.split("Threads:")[1].split()[0])
+        samples.append((len(os.listdir("/proc/%d/fd" % pid)), threads))
+        time.sleep(0.1)
+    return min(f for f, _ in samples), min(t for _, t in samples)
