@@ -226,8 +226,9 @@ class ScrapeRunner:
             outcome = run_collector(slot.collector, self.src)
             self.errors.note(slot.collector.name, outcome)
             slot.latest = (outcome, time.time())
-            # A run that overran its interval starts a new cadence: no catch-up burst.
-            slot.due = max(slot.due + slot.interval, now)
+            slot.due += slot.interval
+            if slot.due <= now:  # the first run, or one that overran: a new cadence
+                slot.due = now + slot.interval
             ran = True
         return ran
 

@@ -125,6 +125,8 @@ def test_scrapes_serve_the_last_sample_and_sampling_keeps_its_pace() -> None:
     runner = ScrapeRunner([counting], SnapshotSource({}), interval=0.2)
     runner.start()
     try:
+        time.sleep(0.1)
+        assert counting.runs == 1  # the start's sample counts: none again before 0.2 s
         started = time.monotonic()
         bodies = {runner.exposition() for _ in range(500)}
         elapsed = time.monotonic() - started
