@@ -36,6 +36,7 @@ Exit status: 0 flat, 1 not flat, 2 the agent died or answered badly (or bad argu
 """
 
 import argparse
+import signal
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,8 @@ def main() -> int:
     print("board %s, %.0f s at %g scrapes/s, StatsD %g datagrams/s, files every %g s, "
           "warm-up %.0f s" % (args.board, args.duration, args.rate, args.statsd_rate,
                               args.churn_period, warmup), flush=True)
+    # SIGTERM unwinds like Ctrl-C, so the agent and the StatsD sender are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seen = [0]
 
     def progress(res: SoakResult) -> None:
