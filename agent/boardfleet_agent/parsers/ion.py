@@ -194,8 +194,11 @@ def _row(cur: _Block, line: str) -> None:
             raise ParseError("ion: bad client row %r" % line[:80])
         name, (pid, size) = m
         if cur.heap_column or cur.name is not None:
-            parts = name.split(None, 1)  # drop the X5 heap-name column
-            name = parts[1] if len(parts) == 2 else ""
+            # Drop the X5 heap-name column. S100 rows have none (``comm pid size``, real
+            # capture in tests/samples/horizon), so only a first word naming the heap goes.
+            parts = name.split(None, 1)
+            if parts and (parts[0] == cur.name or (cur.heap_column and cur.name is None)):
+                name = parts[1] if len(parts) == 2 else ""
         cur.clients.append(IonClient(name.strip(), int(pid), int(size)))
 
 
