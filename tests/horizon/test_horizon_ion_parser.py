@@ -5,13 +5,13 @@ from horizon_helpers import gecko_msm_heap, sample, without_prompt
 from support.paths import FIXTURES
 
 from boardfleet_agent.errors import ParseError
-from boardfleet_agent.parsers.lines import Skips
 from boardfleet_agent.parsers.ion import (
     IonBuffer,
     IonClient,
     parse_all_heap_info,
     parse_heap_file,
 )
+from boardfleet_agent.parsers.lines import Skips
 
 X5_HEAPS = FIXTURES / "x5" / "sys/kernel/debug/ion/heaps"
 X3_HEAPS = FIXTURES / "x3" / "sys/kernel/debug/ion/heaps"
