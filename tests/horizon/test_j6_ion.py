@@ -7,17 +7,22 @@ tests/samples/horizon/s100_ion_cma_grep_libhbmem_sample.txt are real.
 """
 
 import contextlib
+import logging
 from typing import List, Tuple
 
 import pytest
-from horizon_helpers import sample
+from horizon_helpers import fixture_copy, sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.paths import FIXTURES
 
+from boardfleet_agent.collectors.ion import IonCollector
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.exposition import render
 from boardfleet_agent.parsers.ion import IonBuffer, IonClient, parse_all_heap_info, parse_heap_file
 from boardfleet_agent.parsers.lines import Skips
+from boardfleet_agent.runner import ScrapeRunner
+from boardfleet_agent.source import LocalSource
 
 HEAPS = FIXTURES / "s600/sys/kernel/debug/ion/heaps"
 DASH = "-" * 73
@@ -139,3 +144,22 @@ def test_every_cut_of_the_fixture_heaps_parses_or_raises_parse_error(heap: str) 
     for cut in range(len(text)):
         with contextlib.suppress(ParseError):
             parse_heap_file(text[:cut], heap)
+
+
+def test_skipped_lines_are_exported_per_collector_and_logged_once(
+        tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    root = fixture_copy("s600", tmp_path)
+    heap = root / "sys/kernel/debug/ion/heaps/carveout"
+    heap.write_text(heap.read_text().replace(DASH + "\n  total", "?? new line\n" + DASH
+                                             + "\n  total"))
+    runner = ScrapeRunner([IonCollector({}, "horizon")], LocalSource(str(root)),
+                          background=False)
+    with caplog.at_level(logging.WARNING, logger="boardfleet.agent"):
+        first = render(runner.collect()).decode()
+        second = render(runner.collect()).decode()
+    assert 'board_collector_skipped_lines_total{collector="ion"} 1.0' in first
+    assert 'board_collector_skipped_lines_total{collector="ion"} 2.0' in second
+    assert 'board_collector_success{collector="ion"} 1.0' in second
+    assert 'board_ion_heap_used_bytes{heap="carveout"} 7.5497472e+07' in second
+    logged = [r for r in caplog.records if "?? new line" in r.getMessage()]
+    assert len(logged) == 1
