@@ -54,13 +54,15 @@ def test_broken_files_fail_their_collector_and_the_rest_is_served(tmp_path: Path
     ive.write_text(ive.read_text().replace("689598", "68x598"))
     text = run_once(str(root), "--no-collector.hisi_ddr")
     assert success(text) == {
-        "cpu": "1.0", "hisi_npu": "0.0", "hisi_vb": "0.0", "info": "1.0", "loadavg": "1.0",
+        "cpu": "1.0", "hisi_npu": "1.0", "hisi_vb": "0.0", "info": "1.0", "loadavg": "1.0",
         "memory": "1.0", "mmz": "1.0", "processes": "1.0", "thermal": "1.0"}
     # a cut media-mem is read up to its cut: the blocks' families, no summary families
     assert 'board_mmz_used_bytes{zone="anonymous"} 2.031616e+06' in text  # 32+332+1620 KB
     assert "board_mmz_reported_total_bytes" not in text
-    # a damaged number in a column that is read fails the whole file
-    assert 'accelerator="ive"' not in text
+    # a damaged number costs only its row: IVE utilisation stays, its interrupt total goes
+    assert 'board_accelerator_utilization_ratio{accelerator="ive",core="0"}' in text
+    assert 'board_accelerator_interrupts_total{accelerator="ive"' not in text
+    assert 'board_collector_skipped_lines_total{collector="hisi_npu"} 1.0' in text
     assert 'board_load1 1.12' in text
     assert check_metrics(text) == []
 
