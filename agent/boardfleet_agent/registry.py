@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Tupl
 
 from prometheus_client.core import Metric
 
+from boardfleet_agent.parsers.lines import Skips
 from boardfleet_agent.source import Source
 
 PLATFORMS = ("hisi", "horizon", "snapdragon", "generic")
@@ -46,6 +47,8 @@ class Collector:
         merged.update({k: v for k, v in settings.items() if k in self.defaults})
         self.settings = merged
         self.platform = platform
+        # Lines its parsers skipped as unknown: board_collector_skipped_lines_total.
+        self.skips = Skips(self.name)
 
     def collect(self, src: Source) -> Iterator[Metric]:
         raise NotImplementedError

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from boardfleet_agent.errors import NoData
 from boardfleet_agent.exposition import render
@@ -247,10 +247,12 @@ class ScrapeRunner:
                 slot.due = 0.0
             self._sample_due(time.monotonic())
         results: List[Tuple[str, Outcome, float]] = []
-        for name, latest in [(s.collector.name, s.latest) for s in self.quick] + [
-                (s.collector.name, s.latest) for s in self.samplers]:
+        skipped_by: Dict[str, int] = {}
+        for c, latest in [(s.collector, s.latest) for s in self.quick] + [
+                (s.collector, s.latest) for s in self.samplers]:
             if latest is not None:
-                results.append((name, latest[0], latest[1]))
+                results.append((c.name, latest[0], latest[1]))
+                skipped_by[c.name] = c.skips.total
 
         success = GaugeMetricFamily(
             "board_collector_success",
@@ -262,6 +264,10 @@ class ScrapeRunner:
         last_ok = GaugeMetricFamily(
             "board_collector_last_success_timestamp_seconds",
             "Unix time of the collector's last successful run.", labels=["collector"])
+        skipped = CounterMetricFamily(
+            "board_collector_skipped_lines",
+            "Lines the collector's parsers skipped because they match no known shape.",
+            labels=["collector"])
         merged: Dict[str, Metric] = {}
         for name, outcome, finished in sorted(results, key=lambda r: r[0]):
             if outcome.absent:
@@ -273,10 +279,12 @@ class ScrapeRunner:
             duration.add_metric([name], outcome.duration)
             if name in self.last_success:
                 last_ok.add_metric([name], self.last_success[name])
+            skipped.add_metric([name], skipped_by[name])
         yield from merged.values()
         yield success
         yield duration
         yield last_ok
+        yield skipped
 
 
 def _merge_into(merged: Dict[str, Metric], families: List[Metric]) -> None:

@@ -18,7 +18,7 @@ EXPECTED = {
            "board_accelerator_utilization_ratio", "board_ddr_utilization_ratio",
            "board_ddr_read_bytes_per_second"],
     "qcs6490": ["board_dmabuf_bytes", "board_accelerator_utilization_ratio",
-                "board_ddr_utilization_ratio"],
+                "board_ddr_frequency_ratio"],
 }
 
 

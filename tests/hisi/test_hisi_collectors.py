@@ -1,6 +1,7 @@
 """HiSilicon collectors on broken fixture copies, agentless parity, and hiddrs runs."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -53,15 +54,35 @@ def test_broken_files_fail_their_collector_and_the_rest_is_served(tmp_path: Path
     ive.write_text(ive.read_text().replace("689598", "68x598"))
     text = run_once(str(root), "--no-collector.hisi_ddr")
     assert success(text) == {
-        "cpu": "1.0", "hisi_npu": "0.0", "hisi_vb": "0.0", "info": "1.0", "loadavg": "1.0",
-        "memory": "1.0", "mmz": "0.0", "processes": "1.0", "thermal": "1.0"}
-    # what the blocks gave is still exported; the summary-derived families are not
+        "cpu": "1.0", "hisi_npu": "1.0", "hisi_vb": "0.0", "info": "1.0", "loadavg": "1.0",
+        "memory": "1.0", "mmz": "1.0", "processes": "1.0", "thermal": "1.0"}
+    # a cut media-mem is read up to its cut: the blocks' families, no summary families
     assert 'board_mmz_used_bytes{zone="anonymous"} 2.031616e+06' in text  # 32+332+1620 KB
     assert "board_mmz_reported_total_bytes" not in text
-    # a damaged number in a column that is read fails the whole file
-    assert 'accelerator="ive"' not in text
+    # a damaged number costs only its row: IVE utilisation stays, its interrupt total goes
+    assert 'board_accelerator_utilization_ratio{accelerator="ive",core="0"}' in text
+    assert 'board_accelerator_interrupts_total{accelerator="ive"' not in text
+    assert 'board_collector_skipped_lines_total{collector="hisi_npu"} 1.0' in text
     assert 'board_load1 1.12' in text
     assert check_metrics(text) == []
+
+
+@pytest.mark.parametrize("where", ["length=1620KB", "used="])
+def test_media_mem_cut_in_a_block_or_in_the_summary_reads_the_same(
+        tmp_path: Path, where: str) -> None:
+    """Both cuts keep the complete lines; neither fails the collector (issue 14)."""
+    root = copy_fixture("hi3516ev200", tmp_path)
+    mm = root / "proc/media-mem"
+    full = mm.read_text()
+    cut_at = full.index(where)
+    mm.write_text(full[:cut_at])
+    text = scrape([MmzCollector({})], LocalSource(str(root)))
+    assert success(text) == {"mmz": "1.0"}
+    assert "board_mmz_reported_total_bytes" not in text
+    kept = "".join(full[:cut_at].splitlines(True)[:-1])
+    used_kb = sum(int(m) for m in re.findall(r"length=(\d+)KB", kept))
+    (line,) = [x for x in text.splitlines() if x.startswith('board_mmz_used_bytes{')]
+    assert float(line.rsplit(" ", 1)[1]) == used_kb * 1024
 
 
 def test_garbage_media_mem_and_empty_media_mem(tmp_path: Path) -> None:

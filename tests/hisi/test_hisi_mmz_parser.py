@@ -136,3 +136,14 @@ def test_zone_labels_disambiguate_duplicate_names() -> None:
             '+---ZONE: PHYS(0xB0000000, 0xB0FFFFFF), GFP=0, nBYTES=16384KB, NAME="jpeg"\n')
     assert zone_labels(parse_media_mem(text).zones) == [
         "anonymous@0x90000000", "anonymous@0xA0000000", "jpeg"]
+
+
+def test_hi3516ev200_capture_with_a_vb_pool_and_a_hole() -> None:
+    """Third real capture (key1024/mpp_test VB doc): blocks, summary and the freed hole."""
+    mm = parse_media_mem(sample("media-mem.hi3516ev200.c-vbpool.txt"))
+    (zone,) = mm.zones
+    assert [b.name for b in zone.blocks][-2:] == ["VbPool", "VGS_NodeBuf"]
+    assert mm.summary == MmzSummary(65536, 11320, 54216, 1, 7)
+    assert summary_consistent(mm)
+    # 0x4403F000..0x4405AFFF (112 KB) was freed; the rest after VGS_NodeBuf is the largest.
+    assert largest_free_bytes(zone) == 0x48000000 - 0x44B2A000

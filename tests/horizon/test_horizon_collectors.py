@@ -69,10 +69,21 @@ def test_ion_absent_is_no_data() -> None:
     assert out.absent and out.success
 
 
-def test_ion_one_broken_heap_keeps_the_others(tmp_path: Path) -> None:
+def test_ion_cut_heap_keeps_its_complete_lines(tmp_path: Path) -> None:
     root = fixture_copy("x5", tmp_path)
     carveout = root / HEAPS.lstrip("/") / "carveout"
     carveout.write_text(carveout.read_text()[:900])
+    out = run(IonCollector, LocalSource(str(root)))
+    assert out.success
+    assert value(out, "board_ion_heap_used_bytes", heap="ion_cma") == 3145728
+    assert value(out, "board_ion_heap_size_bytes", heap="carveout") == 536870912
+    # The total lines were cut off: no used figure rather than a wrong one.
+    assert ("board_ion_heap_used_bytes", (("heap", "carveout"),)) not in samples_of(out)
+
+
+def test_ion_one_unusable_heap_keeps_the_others(tmp_path: Path) -> None:
+    root = fixture_copy("x5", tmp_path)
+    (root / HEAPS.lstrip("/") / "carveout").write_text("\x00\x01 not a heap\n")
     out = run(IonCollector, LocalSource(str(root)))
     assert not out.success and "carveout" in out.error
     assert value(out, "board_ion_heap_used_bytes", heap="ion_cma") == 3145728

@@ -22,9 +22,11 @@ def test_broken_horizon_files_fail_only_their_collectors(tmp_path: Path) -> None
     assert check_metrics(text) == []
     failed = {m.group(1) for m in re.finditer(
         r'^board_collector_success\{collector="(\w+)"\} 0\.0$', text, re.M)}
-    assert failed == {"ion", "bpu", "horizon_ddr"}
-    # The rest of the scrape, including the ION heaps that parsed, is still served.
+    assert failed == {"bpu", "horizon_ddr"}
+    # The rest of the scrape is still served, and the cut ION heap keeps its complete lines.
     assert 'board_ion_heap_used_bytes{heap="carveout"} 7.1303168e+07' in text
+    assert 'board_ion_heap_size_bytes{heap="ion_cma"} 2.68435456e+08' in text
+    assert 'board_ion_heap_used_bytes{heap="ion_cma"}' not in text
     assert metric_lines(text, 'board_temperature_celsius{sensor="BPU"')
     assert metric_lines(text, "board_cpu_seconds_total")
 

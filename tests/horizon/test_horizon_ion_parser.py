@@ -11,6 +11,7 @@ from boardfleet_agent.parsers.ion import (
     parse_all_heap_info,
     parse_heap_file,
 )
+from boardfleet_agent.parsers.lines import Skips
 
 X5_HEAPS = FIXTURES / "x5" / "sys/kernel/debug/ion/heaps"
 X3_HEAPS = FIXTURES / "x3" / "sys/kernel/debug/ion/heaps"
@@ -112,12 +113,24 @@ def test_blank_names_and_names_ending_in_digits() -> None:
 @pytest.mark.parametrize("text", [
     "",
     "          client              pid             size\n  hrt_model_exec   12\n",
-    "          client              pid             size\n  total orphaned 0\n",
-    "garbage line\n  total orphaned 0\n  total 0\n",
+    "garbage line\nmore garbage\n",
+    "  total orphaned 0",  # cut: the only line lacks its newline
 ])
-def test_bad_or_truncated_heap_files(text: str) -> None:
+def test_heap_files_without_a_usable_line(text: str) -> None:
     with pytest.raises(ParseError):
         parse_heap_file(text, "h")
+
+
+def test_unknown_lines_are_skipped_and_counted() -> None:
+    skips = Skips("ion")
+    heap = parse_heap_file("garbage line\n  total orphaned 0\n  total 4096\n", "h", skips)
+    assert (heap.used, heap.orphaned, skips.total) == (4096, 0, 1)
+
+
+def test_cut_file_keeps_its_complete_lines() -> None:
+    text = "          client              pid             size\n  total orphaned 0\n  tot"
+    heap = parse_heap_file(text, "h")
+    assert (heap.used, heap.orphaned) == (None, 0)
 
 
 def test_all_heap_info_needs_heap_names() -> None:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from boardfleet_agent.errors import ParseError
 from boardfleet_agent.parsers.dmabuf import DmaBufFd, parse_bufinfo, parse_dmabuf_fdinfo
+from boardfleet_agent.parsers.lines import Skips
 from snapdragon.helpers import (
     QCS6490,
     amdgpu_bufinfo,
@@ -115,9 +116,28 @@ def test_bad_buffer_lines(bad: str) -> None:
         parse_bufinfo(HEADER_6X + bad + "\n")
 
 
-def test_text_after_footer_is_rejected() -> None:
-    with pytest.raises(ParseError):
-        parse_bufinfo(HEADER_6X + "\nTotal 0 objects, 0 bytes\n00004096\t0\t0\t1\tsystem\n")
+def test_text_after_footer_is_skipped_and_counted() -> None:
+    skips = Skips("dmabuf")
+    info = parse_bufinfo(HEADER_6X + "\nTotal 0 objects, 0 bytes\n00004096\t0\t0\t1\tsystem\n",
+                         skips)
+    assert (info.buffers, skips.total) == ([], 1)
+
+
+@pytest.mark.parametrize("bad", ["garbage line", "00004096\t00000002\t00080007",
+                                 "0000409x\t00000002\t00080007\t00000001\tsystem"])
+def test_bad_line_among_good_ones_costs_only_itself(bad: str) -> None:
+    good = "00004096\t00000002\t00080007\t00000001\tsystem\t00000005\t<none>\n"
+    skips = Skips("dmabuf")
+    # The footer counts the line that could not be read: with a skip it is not checked.
+    info = parse_bufinfo(HEADER_6X + good + bad + "\n" + good + "\nTotal 3 objects, 12288 bytes\n",
+                         skips)
+    assert [b.size for b in info.buffers] == [4096, 4096] and skips.total == 1
+
+
+def test_cut_last_line_is_dropped() -> None:
+    good = "00004096\t00000002\t00080007\t00000001\tsystem\t00000005\t<none>\n"
+    info = parse_bufinfo(HEADER_6X + good + good[:20])
+    assert len(info.buffers) == 1
 
 
 def test_amdgpu_fdinfo_capture() -> None:
@@ -214,3 +234,26 @@ def test_fdinfo_capture_truncated_at_every_byte() -> None:
     raw = amdgpu_fdinfo()
     for i in range(len(raw) + 1):
         _fdinfo_ok(raw[:i])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2 ** 33), st.sampled_from(["system", "qcom,qseecom"])),
+                max_size=6),
+       st.lists(st.sampled_from(["?? unknown", "Total x", "0000zz\tq"]), max_size=3),
+       st.data())
+def test_complete_buffer_lines_survive_unknown_lines_and_any_cut(rows, junk, data) -> None:
+    lines = []
+    for i, (size, exp) in enumerate(rows):
+        lines.append("%08d\t00000002\t00080007\t00000001\t%s\t%08d\t<none>\textra" % (size, exp, i))
+        if junk:
+            lines.append(junk[i % len(junk)])
+    text = HEADER_6X + "".join(line + "\n" for line in lines)
+    cut = data.draw(st.integers(0, len(text)))
+    head = text[:cut]
+    try:
+        got = [(b.size, b.exp_name) for b in parse_bufinfo(head).buffers]
+    except ParseError:
+        got = []
+    complete = head[:head.rfind("\n") + 1]
+    n = sum("\t00080007\t00000001\t" in line for line in complete.splitlines())
+    assert got == rows[:n]

@@ -1,7 +1,9 @@
 """Adreno kgsl: parsers on the sample values, the collector on the fixture and variants."""
 
+import fnmatch
 import shutil
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +18,10 @@ from boardfleet_agent.parsers.kgsl import (
     parse_gpubusy,
     parse_proc_mem,
 )
+from boardfleet_agent.parsers.lines import Skips
+from boardfleet_agent.runner import run_collector
 from boardfleet_agent.source import LocalSource
-from snapdragon.helpers import QCS6490, collect, parsed_or_rejected, sample
+from snapdragon.helpers import QCS6490, collect, parsed_or_rejected, sample, samples_of
 
 GPU = {"accelerator": "gpu", "core": "0"}
 KEY = tuple(sorted(GPU.items()))
@@ -72,7 +76,7 @@ def test_debugfs_mem_sdm855_capture() -> None:
 
 def test_debugfs_mem_usage_with_spaces() -> None:
     comment = sample("kgsl_proc_mem_aosp_gpuservice_comment.txt")
-    text = "\n".join(line.replace("//", "", 1) for line in comment.splitlines()[1:])
+    text = "\n".join(line.replace("//", "", 1) for line in comment.splitlines()[1:]) + "\n"
     assert "VK/others( 38)" in text
     assert parse_proc_mem(text) == {"gpumem": 8359936, "ion": 16293888}
 
@@ -82,9 +86,11 @@ def test_debugfs_mem_usage_with_spaces() -> None:
     "0000000000000000 0 4096 1 --w--pY-- GPU-MEM any(0) 0 0 0 0",
     "0000000000000000 0 4096",
 ])
-def test_debugfs_mem_bad_rows(bad: str) -> None:
-    with pytest.raises(ParseError):
-        parse_proc_mem(bad)
+def test_debugfs_mem_bad_rows_are_skipped_and_counted(bad: str) -> None:
+    skips = Skips("kgsl")
+    good = "0000000000000000 0 4096 1 --w--pY-- gpumem any(0) 0 0 0 0\n"
+    assert parse_proc_mem(good + bad + "\n" + good, skips) == {"gpumem": 8192}
+    assert skips.total == 1
 
 
 def test_debugfs_mem_truncated_everywhere() -> None:
@@ -171,3 +177,36 @@ def test_debugfs_mem_fallback_without_sysfs_process_files(board: Path) -> None:
 def test_no_kgsl_is_no_data(tmp_path: Path) -> None:
     with pytest.raises(NoData):
         list(KgslCollector({}, "snapdragon").collect(LocalSource(str(tmp_path))))
+
+
+class _Refusing(LocalSource):
+    """The fixture with some files refusing reads, as kgsl files do for a non-root agent."""
+
+    def __init__(self, root: str, refused: Tuple[str, ...]) -> None:
+        super().__init__(root)
+        self.refused = refused
+
+    def read_text(self, path: str) -> str:
+        if any(fnmatch.fnmatch(path, p) for p in self.refused):
+            raise PermissionError(13, "Permission denied", path)
+        return super().read_text(path)
+
+
+def test_refused_files_cost_only_their_figures() -> None:
+    """Issue 14: gpubusy and process files refuse reads; gpu_model is still exported."""
+    collector = KgslCollector({}, "snapdragon")
+    src = _Refusing(str(QCS6490), ("*/gpubusy", "*/gpu_busy_percentage", "*/kgsl/proc/*/user"))
+    out = run_collector(collector, src)
+    got = samples_of(out.families)
+    assert not out.success and "gpubusy" in out.error
+    assert got["board_accelerator_info"] == {
+        (("accelerator", "gpu"), ("model", "Adreno (TM) 643")): 1.0}
+    assert got["board_accelerator_frequency_hertz"] == {KEY: 305000000.0}
+    assert "board_accelerator_utilization_ratio" not in got
+    assert "board_gpu_process_memory_bytes" in got
+
+
+def test_refused_busy_file_falls_back_to_the_percentage_file(board: Path) -> None:
+    (board / "sys/class/kgsl/kgsl-3d0/gpu_busy_percentage").write_text("25 %\n")
+    out = run_collector(KgslCollector({}, "snapdragon"), _Refusing(str(board), ("*/gpubusy",)))
+    assert samples_of(out.families)["board_accelerator_utilization_ratio"] == {KEY: 0.25}

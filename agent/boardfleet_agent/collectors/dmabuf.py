@@ -30,7 +30,7 @@ class DmaBufCollector(Collector):
             text = src.read_text(BUFINFO)
         except FileNotFoundError:
             raise NoData("no %s (debugfs not mounted or no dma-buf)" % BUFINFO) from None
-        info = parse_bufinfo(text)
+        info = parse_bufinfo(text, self.skips)
         size: Dict[str, int] = {}
         count: Dict[str, int] = {}
         for buf in info.buffers:

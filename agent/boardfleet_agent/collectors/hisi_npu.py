@@ -40,7 +40,7 @@ class HisiNpuCollector(Collector):
         read = 0
         for acc, path in ACCELERATORS:
             try:
-                cores = parse_accel(src.read_text(path), path)
+                cores = parse_accel(src.read_text(path), path, self.skips)
             except FileNotFoundError:
                 continue
             except (OSError, ParseError) as e:

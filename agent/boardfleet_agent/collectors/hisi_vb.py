@@ -27,7 +27,7 @@ class HisiVbCollector(Collector):
             text = src.read_text(VB_PATH)
         except FileNotFoundError:
             raise NoData("no %s (MPP not loaded)" % VB_PATH) from None
-        pools = parse_vb(text)
+        pools = parse_vb(text, self.skips)
         labels = ["pool", "common"]
         blocks = GaugeMetricFamily("board_vb_pool_blocks", "Blocks in the VB pool.",
                                    labels=labels)

@@ -46,7 +46,7 @@ class HorizonDdrCollector(Collector):
     def collect(self, src: Source) -> Iterator[Metric]:
         text = self._axi_mon_statistics(src)
         if text is not None:
-            stats = parse_statistics(text)
+            stats = parse_statistics(text, self.skips)
             rows = [(p.name.lower(), float(p.read_bytes_per_second),
                      float(p.write_bytes_per_second)) for p in stats.ports]
             yield from _families(rows, float(stats.full_bandwidth), "axi_mon")

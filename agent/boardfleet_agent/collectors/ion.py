@@ -48,8 +48,10 @@ class IonCollector(Collector):
         for heap in heaps:
             if heap.capacity is not None:
                 size.add_metric([heap.name], heap.capacity)
-            used.add_metric([heap.name], heap.used)
-            orphaned.add_metric([heap.name], heap.orphaned)
+            if heap.used is not None:
+                used.add_metric([heap.name], heap.used)
+            if heap.orphaned is not None:
+                orphaned.add_metric([heap.name], heap.orphaned)
             for proc, nbytes in per_process(heap, self.settings["max_processes"]):
                 process.add_metric([heap.name, proc], nbytes)
         yield size
@@ -67,13 +69,14 @@ class IonCollector(Collector):
             if path == ALL_HEAP_INFO:
                 continue
             try:
-                heaps.append(parse_heap_file(_read(src, path), path.rsplit("/", 1)[1]))
+                heaps.append(parse_heap_file(_read(src, path), path.rsplit("/", 1)[1],
+                                             self.skips))
             except FileNotFoundError:
                 continue  # removed between listing and reading
             except (OSError, ParseError) as e:
                 error = error or e
         if not heaps and error is None:  # no per-heap files (any more)
-            heaps = parse_all_heap_info(_read(src, ALL_HEAP_INFO))
+            heaps = parse_all_heap_info(_read(src, ALL_HEAP_INFO), self.skips)
         if not src.exists(HEAPS_DIR):
             raise NoData("ION debugfs went away while it was read")
         return heaps, error

@@ -7,15 +7,17 @@ Per-process memory comes from ``kgsl/proc/<pid>/{kernel,user,ion}``; kernels wit
 those files fall back to debugfs ``kgsl/proc/<pid>/mem``, whose entry types gpumem,
 usermem and ion are what kgsl sums into kernel, user and ion. A process that exits
 between listing and reading is skipped; kgsl vanishing before or while it is read
-(driver unloaded) makes the collector absent.
+(driver unloaded) makes the collector absent. Every file is read on its own: one that
+refuses reads (permission) or holds nonsense costs only its figure and marks the run
+failed, while ``gpu_model`` and the other readable figures are still served.
 """
 
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from boardfleet_agent.collectors.dmabuf_process import process_name
-from boardfleet_agent.errors import NoData
+from boardfleet_agent.errors import NoData, ParseError, SourceError
 from boardfleet_agent.parsers.devfreq import parse_frequency
 from boardfleet_agent.parsers.kgsl import (
     parse_busy_percentage,
@@ -24,6 +26,7 @@ from boardfleet_agent.parsers.kgsl import (
     parse_gpubusy,
     parse_proc_mem,
 )
+from boardfleet_agent.parsers.lines import Skips
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 
@@ -47,7 +50,8 @@ class KgslCollector(Collector):
 
     def collect(self, src: Source) -> Iterator[Metric]:
         _require_kgsl(src)
-        busy = _first(src, (GPU + "/gpubusy", parse_gpubusy),
+        errors: List[str] = []  # each file is read on its own: one refusal costs its figure
+        busy = _first(errors, src, (GPU + "/gpubusy", parse_gpubusy),
                       (GPU + "/gpu_busy_percentage", parse_busy_percentage))
         if busy is not None:
             fam = GaugeMetricFamily("board_accelerator_utilization_ratio",
@@ -55,31 +59,40 @@ class KgslCollector(Collector):
                                     labels=list(LABELS))
             fam.add_metric(list(LABELS.values()), busy)
             yield fam
-        freq = _first(src, (GPU + "/devfreq/cur_freq", _hertz), (GPU + "/gpuclk", _hertz))
+        freq = _first(errors, src, (GPU + "/devfreq/cur_freq", _hertz),
+                      (GPU + "/gpuclk", _hertz))
         if freq is not None:
             fam = GaugeMetricFamily("board_accelerator_frequency_hertz",
                                     "Current clock of the accelerator core.",
                                     labels=list(LABELS))
             fam.add_metric(list(LABELS.values()), freq)
             yield fam
-        model = _first(src, (GPU + "/gpu_model", parse_gpu_model))
+        model = _first(errors, src, (GPU + "/gpu_model", parse_gpu_model))
         if model is not None:
             fam = GaugeMetricFamily("board_accelerator_info",
                                     "Accelerator model; always 1.",
                                     labels=["accelerator", "model"])
             fam.add_metric(["gpu", model], 1.0)
             yield fam
-        memory = self._process_memory(src)
+        memory = self._process_memory(src, errors)
         _require_kgsl(src)  # unloaded while read: NoData, what was yielded is not served
         yield memory
+        if errors:
+            more = " (and %d more)" % (len(errors) - 3) if len(errors) > 3 else ""
+            raise SourceError("; ".join(errors[:3]) + more)
 
-    def _process_memory(self, src: Source) -> Metric:
+    def _process_memory(self, src: Source, errors: List[str]) -> Metric:
         totals: Dict[Tuple[str, str], int] = {}
         pids = {d.rsplit("/", 1)[1] for d in src.glob(PROC) + src.glob(DEBUG_PROC)}
         for pid in sorted(pids):
-            values = _sysfs_memory(src, PROC.replace("[0-9]*", pid))
+            values = _sysfs_memory(src, PROC.replace("[0-9]*", pid), errors)
             if not values:
-                values = _debugfs_memory(src, DEBUG_PROC.replace("[0-9]*", pid))
+                try:
+                    values = _debugfs_memory(src, DEBUG_PROC.replace("[0-9]*", pid),
+                                             self.skips)
+                except (OSError, ParseError) as e:
+                    _note(errors, e)
+                    continue
             name = process_name(src, pid)
             if name is None:
                 continue  # exited mid-walk
@@ -99,7 +112,7 @@ def _require_kgsl(src: Source) -> None:
         raise NoData("no kgsl GPU")
 
 
-def _sysfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:
+def _sysfs_memory(src: Source, proc_dir: str, errors: List[str]) -> Dict[str, int]:
     values = {}
     for kind in KINDS:
         path = "%s/%s" % (proc_dir, kind)
@@ -107,12 +120,14 @@ def _sysfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:
             values[kind] = parse_bytes(src.read_text(path), path)
         except FileNotFoundError:
             continue  # older kgsl has no "ion" file; or the process exited
+        except (OSError, ParseError) as e:
+            _note(errors, e, path)
     return values
 
 
-def _debugfs_memory(src: Source, proc_dir: str) -> Dict[str, int]:
+def _debugfs_memory(src: Source, proc_dir: str, skips: Skips) -> Dict[str, int]:
     try:
-        by_type = parse_proc_mem(src.read_text(proc_dir + "/mem"))
+        by_type = parse_proc_mem(src.read_text(proc_dir + "/mem"), skips)
     except FileNotFoundError:
         return {}
     return {kind: by_type.get(t, 0) for t, kind in MEM_TYPE_KIND.items()}
@@ -122,12 +137,22 @@ def _hertz(text: str) -> int:
     return parse_frequency(text, "kgsl frequency")
 
 
-def _first(src: Source, *choices):
-    """Parse the first of (path, parser) whose file exists; None if none does."""
+def _first(errors: List[str], src: Source, *choices):
+    """Parse the first of (path, parser) whose file exists; None if none does.
+
+    A file that exists but cannot be read or parsed goes to ``errors`` and the next
+    choice is tried, so a refused ``gpubusy`` still leaves ``gpu_busy_percentage``.
+    """
     for path, parser in choices:
         try:
-            text = src.read_text(path)
+            return parser(src.read_text(path))
         except FileNotFoundError:
             continue
-        return parser(text)
+        except (OSError, ParseError) as e:
+            _note(errors, e, path)
     return None
+
+
+def _note(errors: List[str], error: Exception, path: str = "") -> None:
+    where = path + ": " if path and path not in str(error) else ""
+    errors.append("%s%s: %s" % (where, type(error).__name__, error))

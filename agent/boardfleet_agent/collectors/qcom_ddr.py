@@ -1,8 +1,15 @@
 """Snapdragon DDR frequency and its ratio to the highest DDR frequency.
 
-No public Snapdragon file gives measured DDR traffic, so the "utilisation" exported here
-is a frequency (or bandwidth-vote) ratio: how far DCVS has raised DDR towards its top
-level. GKI kernels (5.10+): ``/sys/devices/system/cpu/bus_dcvs/DDR/{cur_freq,
+These are clock figures, never traffic: ``board_ddr_frequency_ratio`` says how far DCVS
+has raised DDR towards its top level, and the fleet's measured-bandwidth figure
+``board_ddr_utilization_ratio`` is not exported on Snapdragon (issue 14). Qualcomm
+kernels do measure DDR traffic (the bwmon hardware behind the ``bw_hwmon`` devfreq
+governor on msm kernels and ``qcom-bwmon`` on Qualcomm Linux / GKI vendor modules), but
+publish the measurement only in ftrace events (``bw_hwmon_meas``); their sysfs files are
+tunables (``bw_hwmon/io_percent``, ``mbps_zones`` ...) and the resulting vote, and the
+upstream ``icc-bwmon`` driver exposes nothing readable (docs/metrics.md).
+
+GKI kernels (5.10+): ``/sys/devices/system/cpu/bus_dcvs/DDR/{cur_freq,
 available_frequencies}`` in kHz, ``source="bus_dcvs_freq"``. Older msm kernels: the
 devfreq node ``*cpu-llcc-ddr-bw*`` (else ``*cpubw*``), whose ``cur_freq`` is a bw_hwmon
 vote in MB/s, so it yields only the ratio (``source="devfreq_freq"``), no frequency.
@@ -27,8 +34,9 @@ T = TypeVar("T")
 BUS_DCVS = "/sys/devices/system/cpu/bus_dcvs/DDR"
 DEVFREQ_NODES = ("/sys/class/devfreq/*cpu-llcc-ddr-bw*", "/sys/class/devfreq/*cpubw*")
 CONTROLLER = "DDR"
+RATIO = "board_ddr_frequency_ratio"
 RATIO_HELP = ("DDR current frequency (or bandwidth vote) ÷ the highest available one; "
-              "a frequency/vote ratio, not measured traffic.")
+              "a clock ratio, not measured traffic.")
 
 
 @register
@@ -85,7 +93,7 @@ def _optional(src: Source, path: str, parse: Callable[[str, str], T]) -> Optiona
 
 
 def _ratio(source: str, value: float) -> Metric:
-    fam = GaugeMetricFamily("board_ddr_utilization_ratio", RATIO_HELP,
+    fam = GaugeMetricFamily(RATIO, RATIO_HELP,
                             labels=["controller", "source"])
     fam.add_metric([CONTROLLER, source], value)
     return fam

@@ -2,13 +2,16 @@
 
 The format comes from the kernel source (D-Robotics x5-kernel
 horizon_axi_monitor_debugfs.c, shared/docs/formats/horizon.md §4a); no captured output
-was available, so spacing is matched loosely. Pure; raises only ParseError.
+was available, so spacing is matched loosely. Pure; raises only ParseError. Parsing
+policy (docs/metrics.md): an unknown line, or a port without both bandwidth lines, is
+skipped and counted; a last line cut short is dropped.
 """
 
 import re
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 
 
 class AxiPort(NamedTuple):
@@ -31,13 +34,13 @@ _UTILIZATION = re.compile(r"^(Read|Write)\s+Bandwidth Utilization\s*:\s*\d+\s*%$
 _KNOWN = ("Port utilization statistics:",)
 
 
-def parse_statistics(text: str) -> AxiStatistics:
+def parse_statistics(text: str, skips: Optional[Skips] = None) -> AxiStatistics:
     """``statistics`` -> session length, DDR full bandwidth and per-port read/write."""
     monitor = full = None
     ports: List[AxiPort] = []
     port = None
     rates: dict = {}
-    for raw in text.splitlines():
+    for raw in complete_lines(text):
         line = raw.strip()
         if not line or set(line) == {"="} or line in _KNOWN or _UTILIZATION.match(line):
             continue
@@ -48,21 +51,22 @@ def parse_statistics(text: str) -> AxiStatistics:
         elif m_full:
             full = int(m_full.group(1))
         elif m_port:
-            _close(port, rates, ports)
+            _close(port, rates, ports, skips)
             port, rates = m_port.group(1).strip(), {}
         elif m_bw and port is not None:
             rates[m_bw.group(1)] = int(m_bw.group(2))
         else:
-            raise ParseError("axi_mon statistics: unexpected line %r" % line[:80])
-    _close(port, rates, ports)
+            skip(skips, line, "axi_mon statistics")
+    _close(port, rates, ports, skips)
     if monitor is None or full is None or not ports:
         raise ParseError("axi_mon statistics: monitor time, full bandwidth or ports missing")
     return AxiStatistics(monitor, full, ports)
 
 
-def _close(port, rates: dict, ports: List[AxiPort]) -> None:
+def _close(port, rates: dict, ports: List[AxiPort], skips: Optional[Skips]) -> None:
     if port is None:
         return
     if "Read" not in rates or "Write" not in rates:
-        raise ParseError("axi_mon statistics: port %s lacks read or write bandwidth" % port)
+        skip(skips, "Port[%s] without read and write bandwidth" % port, "axi_mon statistics")
+        return
     ports.append(AxiPort(port, rates["Read"], rates["Write"]))

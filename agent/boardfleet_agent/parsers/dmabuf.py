@@ -1,7 +1,9 @@
 """Parsers for DMA-BUF text: debugfs ``bufinfo`` and ``/proc/<pid>/fdinfo/<fd>``.
 
 Pure functions from text to records; on text they cannot read they raise
-:class:`~boardfleet_agent.errors.ParseError` and nothing else.
+:class:`~boardfleet_agent.errors.ParseError` and nothing else. Parsing policy
+(docs/metrics.md): in ``bufinfo`` a buffer line that cannot be read is skipped and
+counted, and a last line cut short is dropped.
 
 ``bufinfo`` layouts (docs/formats/qualcomm.md §1b). Upstream 6.x prints each buffer as
 ``%08zu\\t%08x\\t%08x\\t%08ld\\t%s\\t%08lu\\t%s`` (size, flags, mode, count, exp_name,
@@ -18,6 +20,7 @@ import re
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 
 WHERE = "dma_buf/bufinfo"
 _FOOTER = re.compile(r"Total\s+(\d+)\s+objects,\s+(\d+)\s+bytes$")
@@ -39,28 +42,30 @@ class BufInfo(NamedTuple):
     footer_bytes: Optional[int]
 
 
-def parse_bufinfo(text: str) -> BufInfo:
+def parse_bufinfo(text: str, skips: Optional[Skips] = None) -> BufInfo:
     """``/sys/kernel/debug/dma_buf/bufinfo`` -> buffers and the footer totals.
 
-    When the footer is present its totals must equal the parsed buffers: the kernel
-    counts them in the same locked walk that prints the lines, so a difference means
-    lines were lost or misread, and the numbers cannot be trusted (ParseError).
+    When the footer is present and no line was skipped, its totals must equal the parsed
+    buffers: the kernel counts them in the same locked walk that prints the lines, so a
+    difference means lines were misread, and the numbers cannot be trusted (ParseError).
+    Text with lines but neither a buffer nor a footer that could be read is a ParseError.
     """
     buffers: List[DmaBuf] = []
     footer: Optional[Tuple[int, int]] = None
     in_devices = False
-    for line in text.splitlines():
+    skipped = 0
+    for line in complete_lines(text):
         stripped = line.strip()
         if not stripped or stripped == "Dma-buf Objects:":
             continue
         if footer is not None:
-            raise ParseError("%s: text after the footer: %r" % (WHERE, line[:80]))
+            skipped += 1
+            skip(skips, line, WHERE)
+            continue
         if line[0] in " \t" or stripped.startswith(("Exclusive fence", "Shared fence")):
             # Fence lines, "Attached Devices:" and the attached device names.
             if stripped == "Attached Devices:":
-                if not buffers:
-                    raise ParseError("%s: attachments before any buffer" % WHERE)
-                in_devices = True
+                in_devices = bool(buffers)
             elif in_devices:
                 buffers[-1].attached.append(stripped)
             continue
@@ -73,12 +78,18 @@ def parse_bufinfo(text: str) -> BufInfo:
         if m:
             footer = (int(m.group(1)), int(m.group(2)))
             continue
-        buffers.append(_buffer_line(line))
+        try:
+            buffers.append(_buffer_line(line))
+        except ParseError:
+            skipped += 1
+            skip(skips, line, WHERE)
     if footer is None:
+        if skipped and not buffers:
+            raise ParseError("%s: no buffer line could be read" % WHERE)
         return BufInfo(buffers, None, None)
     objects, total = footer
     got = sum(b.size for b in buffers)
-    if objects != len(buffers) or total != got:
+    if not skipped and (objects != len(buffers) or total != got):
         raise ParseError("%s: footer says %d objects, %d bytes; parsed %d, %d"
                          % (WHERE, objects, total, len(buffers), got))
     return BufInfo(buffers, objects, total)

@@ -10,6 +10,7 @@ import re
 from typing import List, NamedTuple, Optional
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 
 _TITLE = re.compile(r"^-{3,}(.*?)-*$")
 _VERSION = re.compile(r"^\[(\w+)\]\s*Version:\s*\[([^\]]*)\]")
@@ -39,7 +40,7 @@ def sdk_version(text: str) -> Optional[str]:
 def sections(text: str) -> List[Section]:
     """Split a umap file at its dashed title lines (untitled dash lines start a new part)."""
     out = [Section("", [])]
-    for raw in text.splitlines():
+    for raw in complete_lines(text):
         line = raw.rstrip("\r")
         m = _TITLE.match(line.strip())
         if m:
@@ -53,11 +54,11 @@ def is_value_line(tokens: List[str]) -> bool:
     return bool(tokens) and all(_VALUE.match(t) for t in tokens)
 
 
-def groups(lines: List[str], where: str) -> List[Group]:
-    """(header, value rows) groups of a section; a value line with no header raises.
+def groups(lines: List[str], where: str, skips: Optional[Skips] = None) -> List[Group]:
+    """(header, value rows) groups of a section; a value line with no header is skipped.
 
     A line starting with a value is a row even if a later token is not a number: the
-    caller raises only if it needs that column, so unknown text elsewhere is tolerated.
+    caller skips it only if it needs that column, so unknown text elsewhere is tolerated.
     """
     out: List[Group] = []
     for line in lines:
@@ -66,7 +67,8 @@ def groups(lines: List[str], where: str) -> List[Group]:
             continue
         if _VALUE.match(tokens[0]):
             if not out:
-                raise ParseError("%s: values before any column names: %r" % (where, line[:80]))
+                skip(skips, line, where)
+                continue
             out[-1].rows.append(tokens)
         else:
             out.append(Group(tokens, []))

@@ -14,14 +14,23 @@ One grammar covers every layout seen on the fleet (all built on the kernel's
   ``orphaned allocations`` rows ``comm pid size kmap refcount``, or, on newer Android,
   ``client pid user user_pid size mcnt rcnt``; page-pool lines may trail the totals.
 
+* Horizon J6 family (RDK S100/S600, issue 14; no public capture found): a per-buffer table
+  read by its header ``client pid tgid type size kmap_cnt label shareid paddr``, rows
+  marked ``orphaned`` at the end, then the usual totals. Any header that names ``client``
+  (or ``name``), ``pid`` and ``size`` plus columns the other layouts lack is read this way:
+  columns are found by name, unknown columns are ignored.
+
 Names can hold spaces or be blank (``%16.s``), so numbers are taken from the right.
-Pure functions; on text they cannot read they raise ParseError and nothing else.
+Parsing policy (docs/metrics.md): a last line cut short is dropped, a row that fits no
+layout is skipped and counted in ``skips``; a heap with no usable line raises ParseError,
+the only exception these pure functions raise.
 """
 
 import re
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 
 
 class IonClient(NamedTuple):
@@ -41,8 +50,8 @@ class IonBuffer(NamedTuple):
 class IonHeap(NamedTuple):
     name: str
     capacity: Optional[int]  # "heap total size"; None for kernel-backed heaps and old layouts
-    used: int  # the "total" line
-    orphaned: int  # the "total orphaned" line
+    used: Optional[int]  # the "total" line (J6 table without it: sum of its rows)
+    orphaned: Optional[int]  # the "total orphaned" line (or the J6 orphaned rows' sum)
     deferred_free: Optional[int]
     clients: List[IonClient]
     buffers: List[IonBuffer]
@@ -50,11 +59,12 @@ class IonHeap(NamedTuple):
 
 _DASHES = re.compile(r"^-{8,}$")
 _HEAP_ID = re.compile(r"^the heap id is\s*:?\s*\d+$")
-_CAPACITY = re.compile(r"^(\S+)\s+heap total size\s+(\d+)$")
+_CAPACITY = re.compile(r"^(?:(\S+)\s+)?heap total size\s*:?\s*(\d+)$")
 _KERNEL_HEAP = re.compile(r"^(\S+)\s+allocates from kernel heap$")
 _TOTAL = re.compile(r"^(total orphaned|total|deferred free)\s+(\d+)$")
 _HEADER_WORDS = frozenset(("heap", "name", "client", "pid", "size", "user", "user_pid",
                            "mcnt", "rcnt"))
+_COLUMN_WORD = re.compile(r"^[a-z][a-z_]*$")
 # Client and buffer rows are split into whitespace tokens from the right: the fixed
 # numeric columns are the last tokens, and what is left is the name (which may hold
 # spaces and digits, "worker 3"). Regexes with a lazy name group did the same but
@@ -77,42 +87,56 @@ class _Block:
         self.user_pid = False  # Android "client pid user user_pid size mcnt rcnt"
         self.in_buffers = False
         self.orphans_only = False
+        self.columns: Optional[List[str]] = None  # J6 per-buffer table, by its header
 
     def has_content(self) -> bool:
-        return bool(self.name is not None or self.totals or self.clients or self.buffers)
+        return bool(self.name is not None or self.capacity is not None or self.totals
+                    or self.clients or self.buffers)
 
 
-def parse_heap_file(text: str, name: str) -> IonHeap:
+def parse_heap_file(text: str, name: str, skips: Optional[Skips] = None) -> IonHeap:
     """One ``heaps/<name>`` file -> its heap (``name`` is used when the file has none)."""
-    blocks = _blocks(text)
+    blocks = _blocks(text, skips)
     if len(blocks) != 1:
         raise ParseError("ion heap %s: %d heap sections, expected 1" % (name, len(blocks)))
-    return _finish(blocks[0], name)
+    return _finish(blocks[0], blocks[0].name or name)
 
 
-def parse_all_heap_info(text: str) -> List[IonHeap]:
-    """``heaps/all_heap_info`` (every heap's block concatenated) -> heaps."""
+def parse_all_heap_info(text: str, skips: Optional[Skips] = None) -> List[IonHeap]:
+    """``heaps/all_heap_info`` (every heap's block concatenated) -> heaps.
+
+    A section without a name line (the file was cut inside its first lines) is dropped.
+    """
     heaps = []
-    for block in _blocks(text):
-        if block.name is None:
-            raise ParseError("ion all_heap_info: a heap section has no name line")
-        heaps.append(_finish(block, block.name))
+    for block in _blocks(text, skips):
+        if block.name is not None and _usable(block):
+            heaps.append(_finish(block, block.name))
     if not heaps:
         raise ParseError("ion all_heap_info: no heaps")
     return heaps
 
 
+def _usable(block: _Block) -> bool:
+    return bool(block.capacity is not None or block.totals or block.clients or block.buffers)
+
+
 def _finish(block: _Block, name: str) -> IonHeap:
-    if "total" not in block.totals or "total orphaned" not in block.totals:
-        raise ParseError("ion heap %s: no 'total'/'total orphaned' lines (truncated?)" % name)
-    return IonHeap(name, block.capacity, block.totals["total"], block.totals["total orphaned"],
-                   block.totals.get("deferred free"), block.clients, block.buffers)
+    if not _usable(block):
+        raise ParseError("ion heap %s: no line of a known layout" % name)
+    used = block.totals.get("total")
+    orphaned = block.totals.get("total orphaned")
+    if block.columns is not None and used is None:
+        # The J6 table lists every buffer: without a total line its rows are the figures.
+        used = sum(b.size for b in block.buffers)
+        orphaned = sum(b.size for b in block.buffers if b.orphaned)
+    return IonHeap(name, block.capacity, used, orphaned, block.totals.get("deferred free"),
+                   block.clients, block.buffers)
 
 
-def _blocks(text: str) -> List[_Block]:
+def _blocks(text: str, skips: Optional[Skips]) -> List[_Block]:
     blocks: List[_Block] = []
     cur = _Block()
-    for raw in text.splitlines():
+    for raw in complete_lines(text):
         line = raw.strip()
         if not line or _DASHES.match(line):
             continue
@@ -130,7 +154,7 @@ def _blocks(text: str) -> List[_Block]:
                 blocks.append(cur)
                 cur = _Block()
             if cap:
-                cur.name, cur.capacity = cap.group(1), int(cap.group(2))
+                cur.name, cur.capacity = cap.group(1) or cur.name, int(cap.group(2))
             else:
                 cur.name = kernel.group(1)
             continue
@@ -138,7 +162,10 @@ def _blocks(text: str) -> List[_Block]:
         if total:
             cur.totals[total.group(1)] = int(total.group(2))
         elif "total" not in cur.totals:
-            _row(cur, line)
+            try:
+                _row(cur, line)
+            except ParseError:
+                skip(skips, line, "ion")
         # else: heap-specific debug_show text (page pools, ...) after the totals
     if cur.heap_id or cur.has_content():
         blocks.append(cur)
@@ -155,6 +182,10 @@ def _row(cur: _Block, line: str) -> None:
             cur.heap_column = True
         if "user_pid" in words:
             cur.user_pid = True
+    elif _is_table_header(words):
+        cur.columns = words
+    elif cur.columns is not None:
+        _table_row(cur, cur.columns, line)
     elif cur.in_buffers:
         cur.buffers.append(_buffer(cur, line))
     else:
@@ -163,8 +194,11 @@ def _row(cur: _Block, line: str) -> None:
             raise ParseError("ion: bad client row %r" % line[:80])
         name, (pid, size) = m
         if cur.heap_column or cur.name is not None:
-            parts = name.split(None, 1)  # drop the X5 heap-name column
-            name = parts[1] if len(parts) == 2 else ""
+            # Drop the X5 heap-name column. S100 rows have none (``comm pid size``, real
+            # capture in tests/samples/horizon), so only a first word naming the heap goes.
+            parts = name.split(None, 1)
+            if parts and (parts[0] == cur.name or (cur.heap_column and cur.name is None)):
+                name = parts[1] if len(parts) == 2 else ""
         cur.clients.append(IonClient(name.strip(), int(pid), int(size)))
 
 
@@ -196,6 +230,35 @@ def _buffer(cur: _Block, line: str) -> IonBuffer:
         name, (pid, heap, size, _) = x5
         return IonBuffer(name, int(pid), int(size), heap, orphaned)
     raise ParseError("ion: bad buffer row %r" % line[:80])
+
+
+def _is_table_header(words: List[str]) -> bool:
+    """A header naming the client, pid and size columns (the J6 per-buffer table)."""
+    return (all(_COLUMN_WORD.match(w) for w in words) and "pid" in words and "size" in words
+            and ("client" in words or "name" in words))
+
+
+def _table_row(cur: _Block, columns: List[str], line: str) -> None:
+    """A row of a header-read table: the name up to the pid, then the columns in order.
+
+    Columns the header names but this code does not use are ignored, as are tokens past
+    the last named column; a trailing ``orphaned`` marks a buffer no client holds.
+    """
+    tokens = line.split()
+    orphaned = bool(tokens) and tokens[-1] == "orphaned"
+    if orphaned:
+        tokens = tokens[:-1]
+    first = next((i for i, t in enumerate(tokens) if i > 0 and t.isdecimal()), None)
+    if first is None:
+        raise ParseError("ion: no pid in row %r" % line[:80])
+    values = dict(zip(columns[1:], tokens[first:]))
+    size, usage = values.get("size", ""), values.get("type", "")
+    if not size.isdecimal() or usage.isdecimal():
+        raise ParseError("ion: bad table row %r" % line[:80])
+    name, pid = " ".join(tokens[:first]), int(tokens[first])
+    cur.buffers.append(IonBuffer(name, pid, int(size), usage, orphaned))
+    if not orphaned:
+        cur.clients.append(IonClient(name, pid, int(size)))
 
 
 def _tail(line: str, k: int) -> Optional[Tuple[str, List[str]]]:

@@ -5,9 +5,10 @@ Pure functions; on bad text they raise :class:`~boardfleet_agent.errors.ParseErr
 """
 
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 from boardfleet_agent.parsers.sysfs import first_line, parse_int, parse_ints
 
 # Entry types of kgsl_debugfs.c: gpumem, usermem, ion, unknown (lower-case words).
@@ -56,23 +57,24 @@ def parse_bytes(text: str, where: str) -> int:
     return value
 
 
-def parse_proc_mem(text: str) -> Dict[str, int]:
+def parse_proc_mem(text: str, skips: Optional[Skips] = None) -> Dict[str, int]:
     """debugfs ``kgsl/proc/<pid>/mem`` -> bytes per entry ``type`` (gpumem, usermem, ion).
 
     Rows are ``gpuaddr useraddr size id flags type usage ...``; ``usage`` may hold spaces
     (``VK/others( 38)``) and the trailing columns differ between kgsl versions
     (``mapcount``/``mapsize``/``mapcnt``, optional ``inode``), so only the first six
-    whitespace-separated fields are read.
+    whitespace-separated fields are read. A row of another shape is skipped and counted;
+    a last row cut short is dropped.
     """
     out: Dict[str, int] = {}
-    for line in text.splitlines():
+    for line in complete_lines(text):
         fields = line.split()
         if not fields or fields[0] == "gpuaddr":
             continue
-        if len(fields) < 7 or not _MEM_TYPE.match(fields[5]):
-            raise ParseError("kgsl mem: bad row %r" % line[:80])
-        size = fields[2]
-        if not size.isdigit() or not size.isascii():
-            raise ParseError("kgsl mem: bad size %r" % size[:40])
+        size = fields[2] if len(fields) > 2 else ""
+        if len(fields) < 7 or not _MEM_TYPE.match(fields[5]) or not (
+                size.isdigit() and size.isascii()):
+            skip(skips, line, "kgsl mem")
+            continue
         out[fields[5]] = out.get(fields[5], 0) + int(size)
     return out

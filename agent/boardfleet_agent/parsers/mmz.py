@@ -5,12 +5,18 @@ Grammar (docs/formats/hisi.md §1): per zone a ``+---ZONE:`` header, then one
 summary covering every zone. Handles: GFP present or not, any gap before ``NAME=``,
 unpadded hex (TEE), 8/16-digit kvirt, no ``flags=``, ``name =``, the OT/SS928
 ``kernel_only=.., share_all=.. pid[a,b,c,d,e]`` fields, CRLF, and ``%u`` summaries.
+
+Parsing policy (docs/metrics.md): a last line cut short is dropped, so a file cut inside
+a block line and one cut inside the summary line read the same (complete blocks, no
+summary); a line of no known shape is skipped and counted, and so are the blocks under
+a zone header that could not be read (they would otherwise land in the previous zone).
 """
 
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
 from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.lines import Skips, complete_lines, skip
 
 KB = 1024
 
@@ -55,48 +61,53 @@ class MediaMem(NamedTuple):
     summary: Optional[MmzSummary]  # None: summary missing, the file was cut short
 
 
-def parse_media_mem(text: str) -> MediaMem:
+def parse_media_mem(text: str, skips: Optional[Skips] = None) -> MediaMem:
     """media-mem text -> zones with their blocks, and the summary if present.
 
-    An empty file (MMZ module not loaded) gives no zones. A summary line that is cut
-    short counts as missing. Any other line that is not a zone, block or summary
-    raises ParseError.
+    An empty file (MMZ module not loaded) gives no zones. Text with lines but not one
+    zone or summary that could be read raises ParseError.
     """
     zones: List[MmzZone] = []
     summary = None
-    for raw in text.splitlines():
+    in_zone = False  # False after a zone header that could not be read
+    seen = False
+    for raw in complete_lines(text):
         line = raw.rstrip("\r")
         stripped = line.strip()
         if not stripped or stripped == "---MMZ_USE_INFO:":
             continue
+        seen = True
         m = _ZONE.match(stripped)
         if m:
             start, end = int(m.group(1), 16), int(m.group(2), 16)
-            if end < start:
-                raise ParseError("media-mem: zone ends before it starts: %r" % line[:120])
-            zones.append(MmzZone(m.group(5), start, end, int(m.group(4)), []))
+            in_zone = end >= start
+            if in_zone:
+                zones.append(MmzZone(m.group(5), start, end, int(m.group(4)), []))
+            else:
+                skip(skips, line, "media-mem")
             continue
         m = _MMB.match(line)
-        if m:
-            if not zones:
-                raise ParseError("media-mem: block before any zone: %r" % line[:120])
-            zones[-1].blocks.append(_block(m, line))
+        block = _block(m) if m else None
+        if block is not None and in_zone:
+            zones[-1].blocks.append(block)
             continue
         m = _SUMMARY.match(stripped)
         if m:
             summary = MmzSummary(*(int(g) for g in m.groups()))
             continue
-        if stripped.startswith("total size="):
-            summary = None  # cut short: treated like a missing summary
-            continue
-        raise ParseError("media-mem: unrecognised line %r" % line[:120])
+        if stripped.startswith("+---ZONE"):
+            in_zone = False
+        skip(skips, line, "media-mem")
+    if seen and not zones and summary is None:
+        raise ParseError("media-mem: no zone or summary line could be read")
     return MediaMem(zones, summary)
 
 
-def _block(m: "re.Match", line: str) -> MmzBlock:
+def _block(m: "re.Match") -> Optional[MmzBlock]:
+    """The block of an MMB line, or None if its range or pid list is damaged."""
     start, end = int(m.group(1), 16), int(m.group(2), 16)
     if end < start:
-        raise ParseError("media-mem: block ends before it starts: %r" % line[:120])
+        return None
     pids: Optional[Tuple[int, ...]] = None
     pm = _PIDS.search(m.group(3))
     if pm:
@@ -105,7 +116,7 @@ def _block(m: "re.Match", line: str) -> MmzBlock:
             pids = tuple(p for p in (int(x) for x in pm.group(1).split(",") if x.strip())
                          if p > 0)
         except ValueError:
-            raise ParseError("media-mem: bad pid list in %r" % line[:120]) from None
+            return None
     return MmzBlock(start, end, int(m.group(4)), m.group(5), pids)
 
 
