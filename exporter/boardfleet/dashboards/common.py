@@ -181,7 +181,8 @@ def stat(title: str, unit: str, expr: str, colours: db.ThresholdsConfig | None =
     p = (sb.Panel().title(title).datasource(DS).unit(unit).span(width).height(height)
          .with_target(query(expr, legend, instant=True))
          .color_mode(cm.BigValueColorMode.BACKGROUND)
-         .graph_mode(cm.BigValueGraphMode.NONE))
+         .graph_mode(cm.BigValueGraphMode.NONE)
+         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"])))
     if description:
         p = p.description(description)
     return p.thresholds(colours if colours is not None else steps((None, "blue")))
