@@ -12,8 +12,10 @@ fed by at least one fixture board unless it reads only a metric another issue ad
 import math
 import re
 import socket
+import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterator, List, Set
 
@@ -26,7 +28,13 @@ from support.paths import BOARDS, FIXTURES
 from support.prom import Prometheus, start_prometheus
 
 from boardfleet import rules
-from boardfleet.dashboards.common import FILTER, THRESHOLDS_FILE, load_thresholds
+from boardfleet.dashboards.common import (
+    FILTER,
+    SOAK_ALL,
+    SOAK_SCOPE,
+    THRESHOLDS_FILE,
+    load_thresholds,
+)
 from boardfleet.simulator.fleet import SimFleet
 from boardfleet_agent.platform import detect
 from boardfleet_agent.source import LocalSource
@@ -37,13 +45,43 @@ SIM_SCENARIOS = ("mmz-leak", "ddr-saturation")
 SIM = ("sim-01-mmz-leak", "sim-02-ddr-saturation")
 DEADLINE = 60.0
 WINDOW = 30.0  # seconds of a range query
+# A soak run as the fleet service exports it (``boardfleet_soak_active``, issue 16),
+# served as a static page: two boards in run "run-1".
+SOAK_RUN = "run-1"
+SOAK_BOARDS = ("x5", "sim-01-mmz-leak")
 # Metrics no fixture board serves yet: the agentless probe (the fleet service's /probe,
-# tested in tests/agentless), names agreed with issues 14 and 16, the log tail (needs a
+# tested in tests/agentless), names agreed with issue 14, the log tail (needs a
 # configured log file) and filesystems (the fixtures mount no storage filesystem).
-ELSEWHERE = {"board_probe_success", "board_ddr_frequency_ratio", "boardfleet_soak_active",
+ELSEWHERE = {"board_probe_success", "board_ddr_frequency_ratio",
              "board_collector_skipped_lines_total", "board_inference_fps",
              "board_inference_average_latency_seconds", "board_inference_frames_total",
              "board_filesystem_available_bytes", "board_filesystem_size_bytes"}
+
+
+@contextmanager
+def _fleet_service_metrics() -> Iterator[str]:
+    """host:port of a page serving the soak family, as the fleet service's /metrics."""
+    body = "".join('boardfleet_soak_active{soak="%s",board="%s"} 1\n' % (SOAK_RUN, b)
+                   for b in SOAK_BOARDS).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1:%d" % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _fast_rules(tmp: Path) -> list:
@@ -68,7 +106,8 @@ def _send_timings(ports: Dict[str, int]) -> None:
 def _exporters(prom: Prometheus) -> Dict[str, Set[str]]:
     """Raw metric name -> boards that export it (as scraped); ALERTS -> boards firing."""
     out: Dict[str, Set[str]] = {}
-    for r in prom.query('count by (__name__, board) ({board!="", __name__=~"board_.*|up"})'):
+    for r in prom.query('count by (__name__, board) '
+                        '({board!="", __name__=~"board_.*|boardfleet_.*|up"})'):
         out.setdefault(r["metric"]["__name__"], set()).add(r["metric"]["board"])
     for r in prom.query('count by (board) (ALERTS{alertstate="firing", board!=""})'):
         out.setdefault("ALERTS", set()).add(r["metric"]["board"])
@@ -130,9 +169,11 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
         sim.tick()
         sim.start_agents(tmp / "sim.yml")
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": [{"job_name": "boardfleet-agent", "honor_labels": True,
-                                      "file_sd_configs": [
-                      {"files": [str(tmp / "targets.yml"), str(tmp / "sim.yml")]}]}]}
+                  "scrape_configs": [
+                      {"job_name": "boardfleet-agent", "honor_labels": True, "file_sd_configs": [
+                          {"files": [str(tmp / "targets.yml"), str(tmp / "sim.yml")]}]},
+                      {"job_name": "boardfleet-fleet", "honor_labels": True, "static_configs": [
+                          {"targets": [stack.enter_context(_fleet_service_metrics())]}]}]}
         prom = stack.enter_context(start_prometheus(config, rule_files=_fast_rules(tmp)))
         deadline = time.monotonic() + DEADLINE
         while True:  # bounded by DEADLINE
@@ -149,7 +190,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
 
 def test_every_fixture_board_is_scraped(fed: tuple) -> None:
     prom, _ = fed
-    up = {r["metric"]["board"]: r["value"][1] for r in prom.query("up")}
+    up = {r["metric"]["board"]: r["value"][1] for r in prom.query('up{board!=""}')}
     assert up == dict.fromkeys((*BOARDS, *SIM), "1")
 
 
@@ -239,9 +280,16 @@ def test_variables_select_boards(fed: tuple) -> None:
     boards = {r["metric"]["board"]
               for r in prom.query(Target("", "", "", "board_info{%s}" % FILTER).promql())}
     assert boards == {*BOARDS, *SIM}
+    scope = SOAK_SCOPE.replace('"$platform"', '".*"').replace('"$rack"', '".*"')
+    scope = scope.replace('"$owner"', '".*"')
+    everyone = {r["metric"]["board"] for r in prom.query(scope.replace("$soak", SOAK_ALL))}
+    assert everyone == {*BOARDS, *SIM}  # no soak run selected: every board
+    assert prom.query(scope.replace("$soak", "no-such-run")) == []
+    in_run = {r["metric"]["board"] for r in prom.query(scope.replace("$soak", SOAK_RUN))}
+    assert in_run == set(SOAK_BOARDS)
     models = {r["metric"]["model"] for r in prom.query(
         'board_inference_latency_seconds_bucket{board=~".+"}')}
-    assert models == {"yolov5", "resnet"} | models  # the heatmap repeats per model
+    assert {"yolov5", "resnet"} <= models  # the heatmap repeats per model
 
 
 def test_alert_annotations_render_real_text(fed: tuple) -> None:

@@ -234,9 +234,31 @@ def board_variable(multi: bool) -> db.QueryVariable:
     return variable("board", "Board", "label_values(board_info{%s}, board)" % FILTER, multi)
 
 
+# The soak variable's "All": no run selected, so no board is left out for not being in one.
+SOAK_ALL = "__all"
+SOAK_SCOPE = (
+    "board_info{%s} and on (board) (boardfleet_soak_active{soak=~\"$soak\"} == 1"
+    ' or on (board) (label_replace(board_info{%s}, "soak_scope", "$soak", "", "")'
+    ' and on (soak_scope) label_replace(vector(1), "soak_scope", "%s", "", "")))'
+    % (FILTER, FILTER, SOAK_ALL))
+
+
 def soak_variable() -> db.QueryVariable:
     """Soak runs the fleet service reports (``boardfleet_soak_active``, issue 16)."""
-    return variable("soak", "Soak run", "label_values(boardfleet_soak_active, soak)")
+    return (variable("soak", "Soak run", "label_values(boardfleet_soak_active, soak)")
+            .all_value(SOAK_ALL))
+
+
+def soak_board_variable() -> db.QueryVariable:
+    """``board``: the filtered boards, and only those of the selected soak runs.
+
+    "All" expands to the boards listed (no custom all value), so the soak filter holds.
+    """
+    return (db.QueryVariable("board").label("Board").datasource(DS)
+            .query("query_result(%s)" % SOAK_SCOPE).regex('/board="([^"]+)"/')
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(dm.VariableSort.ALPHABETICAL_ASC).multi(True).include_all(True)
+            .current(dm.VariableOption(selected=True, text="All", value="$__all")))
 
 
 def dashboard(uid: str, title: str, description: str, time_from: str) -> db.Dashboard:

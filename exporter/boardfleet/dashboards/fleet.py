@@ -24,6 +24,7 @@ from boardfleet.dashboards.common import (
     organize,
     prop,
     query,
+    soak_board_variable,
     soak_variable,
     stat,
     steps,
@@ -34,7 +35,7 @@ from boardfleet.dashboards.common import (
 )
 from boardfleet.dashboards.layout import Layout
 
-F = FILTER
+F = 'board=~"$board", ' + FILTER
 BOARD_LINK = ("/d/%s/board-detail?var-board=${__data.fields.board}&${__url_time_range}"
               % BOARD_UID)
 REASON_LABELS = ["zone", "model", "process", "collector", "sensor", "cause"]
@@ -175,7 +176,7 @@ def build() -> db.Dashboard:
     d = dashboard(FLEET_UID, "boardfleet / Fleet overview",
                   "Which board is in trouble and why: state, reasons and alerts per board.",
                   "now-1h")
-    for v in (*filter_variables(), soak_variable()):
+    for v in (*filter_variables(), soak_variable(), soak_board_variable()):
         d = d.with_variable(v)
     for a in annotations.alerts('!=""'):
         d = d.annotation(a)

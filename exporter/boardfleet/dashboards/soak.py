@@ -14,7 +14,6 @@ from boardfleet.dashboards.common import (
     SOAK_UID,
     above,
     below,
-    board_variable,
     dashboard,
     filter_variables,
     leak_mib_per_hour,
@@ -22,6 +21,7 @@ from boardfleet.dashboards.common import (
     organize,
     prop,
     query,
+    soak_board_variable,
     soak_variable,
     steps,
     table,
@@ -140,7 +140,7 @@ def build() -> db.Dashboard:
                   "Long runs: a verdict per board, then per board its memory and leak "
                   "slopes, MMZ low-water mark, DDR peaks and latency drift; soak windows "
                   "shaded, alerts annotated.", "now-24h")
-    for v in (*filter_variables(), soak_variable(), board_variable(multi=True)):
+    for v in (*filter_variables(), soak_variable(), soak_board_variable()):
         d = d.with_variable(v)
     d = d.annotation(annotations.soak_runs('=~"$board"'))
     for a in annotations.alerts('=~"$board"'):
