@@ -27,6 +27,7 @@ from boardfleet.dashboards.common import (
     organize,
     prop,
     query,
+    right_axis,
     stat,
     steps,
     table,
@@ -142,7 +143,7 @@ def _inference() -> list:
                     query("board_inference_fps{%s}" % B, "{{model}} FPS"),
                     query("board_inference_average_latency_seconds{%s}" % B,
                           "{{model}} avg latency", ref="B"), width=8)
-         .override_by_query("B", [prop("unit", "s"), prop("custom.axisPlacement", "right")])),
+         .override_by_query("B", right_axis("s"))),
         timeseries("Frames and rejected StatsD lines", "none",
                    query("rate(board_inference_frames_total{%s}[%s])" % (B, RATE),
                          "{{model}} frames/s"),
@@ -166,7 +167,7 @@ def _clocks(t: dict[str, float]) -> list:
                     query("board_ddr_frequency_hertz{%s}" % B, "{{controller}}", ref="B"),
                     width=8, description="Current / max DDR clock: a frequency, not traffic; "
                                          "the 40 % alert never reads it.")
-         .override_by_query("B", [prop("unit", "hertz"), prop("custom.axisPlacement", "right")])),
+         .override_by_query("B", right_axis("hertz"))),
         timeseries("Accelerator utilisation", "percentunit",
                    query("board_accelerator_utilization_ratio{%s}" % B,
                          "{{accelerator}} {{core}}"), width=8),
@@ -208,14 +209,13 @@ def _hisi(t: dict[str, float]) -> list:
                    query("board_mmz_allocation_bytes{%s}" % B, "{{zone}} {{name}}"),
                    query("board_mmz_allocations{%s}" % B, "{{zone}} {{name}} blocks", ref="B"),
                    stacked=True, width=8)
-        .override_by_query("B", [prop("unit", "none"), prop("custom.axisPlacement", "right"),
-                                 prop("custom.stacking", {"mode": "none"})]),
+        .override_by_query("B", right_axis("none", unstacked=True)),
         timeseries("MMZ summary line vs blocks", "bytes",
                    query("board_mmz_reported_used_bytes{%s}" % B, "reported used"),
                    query("board_mmz_reported_remain_bytes{%s}" % B, "reported remain", ref="B"),
                    query("board_mmz_reported_total_bytes{%s}" % B, "reported total", ref="C"),
                    query("board_mmz_reported_consistent{%s}" % B, "consistent", ref="D"), width=8)
-        .override_by_query("D", [prop("unit", "bool"), prop("custom.axisPlacement", "right")]),
+        .override_by_query("D", right_axis("bool")),
         (table("VB pools", table_query("board_vb_pool_blocks{%s}" % B, "A"),
                table_query("board_vb_pool_free_blocks{%s}" % B, "B"),
                table_query("board_vb_pool_min_free_blocks{%s}" % B, "C"),
@@ -254,8 +254,7 @@ def _carveouts() -> list:
                    query("board_dmabuf_bytes{%s}" % B, "exporter {{exporter}}"),
                    query("board_dmabuf_buffers{%s}" % B, "{{exporter}} buffers", ref="B"),
                    stacked=True, width=8)
-        .override_by_query("B", [prop("unit", "none"), prop("custom.axisPlacement", "right"),
-                                 prop("custom.stacking", {"mode": "none"})]),
+        .override_by_query("B", right_axis("none", unstacked=True)),
         timeseries("DMA-BUF by process", "bytes",
                    query("board_dmabuf_process_bytes{%s}" % B, "process {{process}}"),
                    stacked=True, width=8),

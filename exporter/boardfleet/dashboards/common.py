@@ -157,6 +157,12 @@ def line_props(colours: db.ThresholdsConfig, unit: str) -> list[dm.DynamicConfig
 NO_LINE = [prop("custom.thresholdsStyle", {"mode": "off"})]
 
 
+def right_axis(unit: str, unstacked: bool = False) -> list[dm.DynamicConfigValue]:
+    """Override properties that put one series on a right axis of its own unit."""
+    props = [prop("unit", unit), prop("custom.axisPlacement", "right")]
+    return [*props, prop("custom.stacking", {"mode": "none"})] if unstacked else props
+
+
 def timeseries(title: str, unit: str, *targets: pb.Dataquery, stacked: bool = False,
                line: db.ThresholdsConfig | None = None, width: int = 12, height: int = 8,
                description: str = "") -> tsb.Panel:

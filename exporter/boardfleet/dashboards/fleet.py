@@ -7,7 +7,6 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from boardfleet.dashboards import annotations
 from boardfleet.dashboards.common import (
-    BOARD_UID,
     FILTER,
     FLEET_UID,
     MERGE,
@@ -34,12 +33,10 @@ from boardfleet.dashboards.common import (
     up,
 )
 from boardfleet.dashboards.layout import Layout
+from boardfleet.dashboards.tables import Column, board_link, board_table
 
 F = 'board=~"$board", ' + FILTER
-BOARD_LINK = ("/d/%s/board-detail?var-board=${__data.fields.board}&${__url_time_range}"
-              % BOARD_UID)
 REASON_LABELS = ["zone", "model", "process", "collector", "sensor", "cause"]
-Column = tuple[str, str, str, db.ThresholdsConfig | None]
 
 
 def _columns(t: dict[str, float]) -> list[Column]:
@@ -83,36 +80,14 @@ def _columns(t: dict[str, float]) -> list[Column]:
 
 
 def _boards(t: dict[str, float]) -> tb.Panel:
-    cols = _columns(t)
-    refs = [chr(ord("A") + i) for i in range(len(cols))]
-    soak_ref = chr(ord("A") + len(cols))
-    targets = [table_query(expr, ref) for ref, (_, _, expr, _) in zip(refs, cols, strict=True)]
-    targets.append(table_query('max by (board, soak) (boardfleet_soak_active{soak=~"$soak"}'
-                               " == 1)", soak_ref))
-    order = ["board", "platform", "rack", "owner", "soak", *("Value #%s" % r for r in refs)]
-    p = (table("Boards: state and reason", *targets, height=12,
-               description="One row per board, worst first. Cells turn red at the alert "
-                           "thresholds of prometheus/thresholds.yml; click a board for its "
-                           "detail page. Filter a column (soak run, platform) from its header.")
-         .with_transformation(dm.DataTransformerConfig(
-             id_val="joinByField", options={"byField": "board", "mode": "outer"}))
-         .with_transformation(dm.DataTransformerConfig(
-             id_val="filterFieldsByName",
-             options={"include": {"pattern": "^(board|platform|rack|owner|soak|Value #[A-%s])$"
-                                             % refs[-1]}}))
-         .with_transformation(organize(
-             [], {"Value #%s" % r: c[0] for r, c in zip(refs, cols, strict=True)}, order))
-         .sort_by([cb.TableSortByFieldState().display_name("Alerts firing").desc(True)])
-         .override_by_name("board", [prop("links", [
-             {"title": "Board detail: ${__value.raw}", "url": BOARD_LINK}])]))
-    for name, unit, _, colours in cols:
-        props = [prop("unit", unit)]
-        if colours is not None:
-            props += [prop("thresholds", colours.build()),
-                      prop("custom.cellOptions", {"type": "color-background"})]
-        p = p.override_by_name(name, props)
-    return p.override_by_name("Up", [prop("mappings", [
-        {"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}])])
+    soak = 'max by (board, soak) (boardfleet_soak_active{soak=~"$soak"} == 1)'
+    return (board_table(
+        "Boards: state and reason", _columns(t), ["platform", "rack", "owner", "soak"],
+        "Alerts firing", "One row per board, worst first. Cells turn red at the alert "
+        "thresholds of prometheus/thresholds.yml; click a board for its detail page. "
+        "Filter a column (soak run, platform) from its header.", 12, (soak,))
+        .override_by_name("Up", [prop("mappings", [
+            {"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}])]))
 
 
 def _why() -> tb.Panel:
@@ -127,8 +102,7 @@ def _why() -> tb.Panel:
                 options={"include": {"pattern": "^(%s)$" % "|".join(keep)}}))
             .with_transformation(organize([], {}, keep))
             .sort_by([cb.TableSortByFieldState().display_name("severity")])
-            .override_by_name("board", [prop("links", [
-                {"title": "Board detail: ${__value.raw}", "url": BOARD_LINK}])]))
+            .override_by_name("board", board_link()))
 
 
 def _quick(t: dict[str, float]) -> list:

@@ -1,13 +1,10 @@
 """Soak test: a verdict table per board over the range, then one repeated row per board."""
 
-from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import table as tb
-from grafana_foundation_sdk.models import dashboard as dm
 
 from boardfleet.dashboards import annotations
 from boardfleet.dashboards.common import (
-    BOARD_UID,
     FILTER,
     MIB,
     MIB_PER_HOUR,
@@ -18,25 +15,21 @@ from boardfleet.dashboards.common import (
     filter_variables,
     leak_mib_per_hour,
     load_thresholds,
-    organize,
-    prop,
     query,
     soak_board_variable,
     soak_variable,
     steps,
-    table,
-    table_query,
     timeseries,
     up,
 )
 from boardfleet.dashboards.layout import Layout
+from boardfleet.dashboards.tables import Column, board_table
 
 ALL = 'board=~"$board", %s' % FILTER
 ONE = 'board="$board"'   # inside the row repeated per board
 # Baseline of the drift: the median p99 of the first 30 minutes of the displayed range
 # (set the range to the soak window). A spike that recovered still shows as its peak.
 BASELINE = "30m"
-Column = tuple[str, str, str, db.ThresholdsConfig | None]
 
 
 def _p99(m: str) -> str:
@@ -73,33 +66,10 @@ def _verdict_columns(t: dict[str, float]) -> list[Column]:
 
 
 def _verdict(t: dict[str, float]) -> tb.Panel:
-    cols = _verdict_columns(t)
-    refs = [chr(ord("A") + i) for i in range(len(cols))]
-    p = (table("Verdict per board over the range",
-               *[table_query(expr, ref) for ref, (_, _, expr, _) in zip(refs, cols, strict=True)],
-               height=8, description="Set the time range to the soak run (its window is "
-                                     "shaded). Red cells break a threshold of "
-                                     "prometheus/thresholds.yml at some point of the run.")
-         .with_transformation(dm.DataTransformerConfig(
-             id_val="joinByField", options={"byField": "board", "mode": "outer"}))
-         .with_transformation(dm.DataTransformerConfig(
-             id_val="filterFieldsByName",
-             options={"include": {"pattern": "^(board|platform|Value #[A-%s])$" % refs[-1]}}))
-         .with_transformation(organize(
-             [], {"Value #%s" % r: c[0] for r, c in zip(refs, cols, strict=True)},
-             ["board", "platform", *("Value #%s" % r for r in refs)]))
-         .sort_by([cb.TableSortByFieldState().display_name("Alerts fired").desc(True)])
-         .override_by_name("board", [prop("links", [{
-             "title": "Board detail: ${__value.raw}",
-             "url": "/d/%s/board-detail?var-board=${__value.raw}&${__url_time_range}"
-                    % BOARD_UID}])]))
-    for name, unit, _, colours in cols:
-        props = [prop("unit", unit)]
-        if colours is not None:
-            props += [prop("thresholds", colours.build()),
-                      prop("custom.cellOptions", {"type": "color-background"})]
-        p = p.override_by_name(name, props)
-    return p
+    return board_table("Verdict per board over the range", _verdict_columns(t), ["platform"],
+                       "Alerts fired", "Set the time range to the soak run (its window is "
+                       "shaded). Red cells break a threshold of prometheus/thresholds.yml "
+                       "at some point of the run.", 8)
 
 
 def _per_board(t: dict[str, float]) -> list:
