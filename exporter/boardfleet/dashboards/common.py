@@ -243,9 +243,10 @@ def board_variable(multi: bool) -> db.QueryVariable:
 # The soak variable's "All": no run selected, so no board is left out for not being in one.
 SOAK_ALL = "__all"
 SOAK_SCOPE = (
-    "board_info{%s} and on (board) (boardfleet_soak_active{soak=~\"$soak\"} == 1"
+    "count by (board) (board_info{%s} and on (board)"
+    ' (boardfleet_soak_active{soak=~"$soak"} == 1'
     ' or on (board) (label_replace(board_info{%s}, "soak_scope", "$soak", "", "")'
-    ' and on (soak_scope) label_replace(vector(1), "soak_scope", "%s", "", "")))'
+    ' and on (soak_scope) label_replace(vector(1), "soak_scope", "%s", "", ""))))'
     % (FILTER, FILTER, SOAK_ALL))
 
 
