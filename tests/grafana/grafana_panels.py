@@ -9,11 +9,16 @@ from typing import Dict, Iterator, List, Set
 from support.paths import REPO
 
 DASHBOARDS = REPO / "grafana" / "dashboards"
+METRICS_DOC = REPO / "docs" / "metrics.md"
 # Grafana variables -> values that select every board of the test Prometheus.
 VARIABLES = [
     ('board="$board"', 'board=~".+"'), ("$board", ".+"), ("$platform", ".*"),
+    ("$rack", ".*"), ("$owner", ".*"), ("$soak", ".*"), ("$model", ".+"),
     ("$__rate_interval", "20s"), ("$__interval", "20s"), ("$__range", "2m"),
 ]
+# Variables Grafana itself provides (in queries, titles and data links).
+BUILTIN = {"__rate_interval", "__interval", "__range", "__url_time_range", "__value",
+           "__data", "__field", "__series"}
 # Recording rules whose middle name is not a raw metric: what they are computed from.
 RULE_SOURCES = {
     "board_accelerator_memory_bytes": {"board_ion_process_bytes",
@@ -32,6 +37,7 @@ class Target:
     panel: str
     ref: str
     expr: str
+    instant: bool = True
 
     @property
     def id(self) -> str:
@@ -48,11 +54,14 @@ class Target:
         """For each top-level ``or`` branch, the raw board metrics it needs (any of a set)."""
         return [_metrics(b) for b in self.promql().split(" or ")]
 
+    def metrics(self) -> Set[str]:
+        return _metrics(self.promql())
+
 
 def _metrics(expr: str) -> Set[str]:
     names = set()
     for name in _NAME.findall(_LABELS.sub(" ", expr)):
-        if name == "up" or name.startswith("board"):
+        if name in ("up", "ALERTS") or name.startswith("board"):
             names.add(name.split(":")[1] if ":" in name else name)
     return names
 
@@ -73,5 +82,14 @@ def panels(dashboard: Dict) -> Iterator[Dict]:
 
 
 def targets() -> List[Target]:
-    return [Target(path.name, p["title"], t["refId"], t["expr"])
+    return [Target(path.name, p["title"], t["refId"], t["expr"], bool(t.get("instant")))
             for path in files() for p in panels(load(path)) for t in p.get("targets", [])]
+
+
+def documented_metrics() -> Set[str]:
+    """Board metrics of docs/metrics.md's tables (recording rules and self-metrics aside)."""
+    text = METRICS_DOC.read_text()
+    text = text.split("## Recording rules")[0]
+    text = re.sub(r"## Self-metrics.*?(?=\n## )", "", text, flags=re.S)
+    return {m for line in text.splitlines() if line.startswith("| `board_")
+            for m in re.findall(r"`(board_[a-z0-9_]+)`", line.split(" | ")[0])}

@@ -11,7 +11,7 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from boardfleet.dashboards import board, fleet, soak
+from boardfleet.dashboards import annotations, board, fleet, soak
 from boardfleet.dashboards.common import REPO
 
 OUT_DIR = REPO / "grafana" / "dashboards"
@@ -20,19 +20,17 @@ BUILDERS: dict[str, Callable[[], Dashboard]] = {
     "board-detail.json": board.build,
     "soak-test.json": soak.build,
 }
-# Prometheus annotation fields the SDK's AnnotationQuery model does not carry.
-ANNOTATION_FORMAT = {"titleFormat": "{{alertname}}", "tagKeys": "board,severity",
-                     "textFormat": "{{summary}}", "step": "60s"}
 
 
 def render(build: Callable[[], Dashboard]) -> str:
     """The dashboard as stable, pretty JSON text (panel ids numbered in order)."""
     data: dict[str, Any] = json.loads(json.dumps(build().build(), cls=JSONEncoder))
-    for i, panel in enumerate(data["panels"], 1):
+    flat = [q for p in data["panels"] for q in (p, *p.get("panels", []))]
+    for i, panel in enumerate(flat, 1):
         panel["id"] = i
     for ann in data.get("annotations", {}).get("list", []):
         if "expr" in ann:
-            ann.update(ANNOTATION_FORMAT)
+            ann.update(annotations.fields(ann["name"]))
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
