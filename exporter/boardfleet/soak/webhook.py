@@ -42,13 +42,18 @@ def record(store: SoakStore, payload: WebhookPayload) -> int:
         ends = a.endsAt.timestamp() if a.endsAt and a.endsAt.year > _ZERO_YEAR else None
         if a.status == "firing":
             ends = None
-        labels = {k: v for k, v in a.labels.items()}
+        labels = {_text(k): _text(v) for k, v in a.labels.items()}
         store.record_alert(Alert(
             alertname=labels.get("alertname", "unnamed"),
             severity=labels.get("severity", "none"),
             board=labels.get("board", ""),
             starts_at=a.startsAt.timestamp(),
             ends_at=ends,
-            summary=a.annotations.get("summary", ""),
-            labels=labels), a.fingerprint)
+            summary=_text(a.annotations.get("summary", "")),
+            labels=labels), _text(a.fingerprint))
     return len(payload.alerts)
+
+
+def _text(s: str) -> str:
+    """Lone surrogates (valid JSON escapes, invalid UTF-8) become U+FFFD."""
+    return s.encode("utf-8", "replace").decode("utf-8")
