@@ -146,7 +146,8 @@ def router(state: Any, writer: Callable[..., None]) -> APIRouter:
             run = store.stop(name)
         except SoakError as e:
             raise HTTPException(409, str(e)) from None
-        annotations.annotate_quietly(annotations.Grafana.from_env(), run, "stop", run.stopped or time.time())
+        annotations.annotate_quietly(annotations.Grafana.from_env(), run, "stop",
+                                     run.stopped or time.time())
         return run.to_dict()
 
     @r.post("/alerts/webhook", response_model=Stored, tags=["alerts"],
