@@ -81,7 +81,7 @@ def to_markdown(r: Report) -> str:
 
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                          autoescape=True, undefined=jinja2.StrictUndefined)
+                          autoescape=True)
 _ENV.filters["iso"] = lambda t: _iso(t) if t is not None else "still firing"
 _ENV.filters["mib"] = lambda b: "-" if b is None else "%.1f MiB" % (b / 2**20)
 _ENV.filters["pct"] = lambda r: "-" if r is None else "%.1f %%" % (r * 100)

@@ -6,6 +6,7 @@ queries use a step of the window / 1000 (at least 15 s): 72 h at about 4 min.
 """
 
 
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def build(w: Window, url: str, criteria: Criteria, step: float | None = None,
     step = step or default_step(w.start, w.end)
     prom = Prometheus(url)
     try:
-        q = _Queries(prom, w, step, progress, total=16)
+        q = _Queries(prom, w, step, progress, total=17)
         boards = {b: BoardReport(b) for b in w.boards}
         _analyse(q, w, criteria, boards)
     finally:
@@ -129,8 +130,10 @@ def _by(rows: List[Tuple[Dict[str, str], Any]], *keys: str) -> Dict[str, Dict[st
 def _analyse(q: _Queries, w: Window, c: Criteria, boards: Dict[str, BoardReport]) -> None:
     up = _by(q.range("scrape completeness", "max by (board) (up{SEL})"))
     boot = _by(q.range("reboots", "max by (board) (board_boot_time_seconds{SEL})"))
-    resets = _by(q.range("app restarts", "sum by (board, process) "
-                         "(resets(board_process_cpu_seconds_total{SEL}[STEP]))"), "process")
+    cpu = _by(q.range("app restart times", "sum by (board, process) "
+                      "(board_process_cpu_seconds_total{SEL})"), "process")
+    resets = _by(q.instant("app restarts", "sum by (board, process) "
+                           "(resets(board_process_cpu_seconds_total{SEL}[RANGE]))"), "process")
     mmz = _by(q.range("MMZ free per zone", "sum by (board, zone) (board_mmz_free_bytes{SEL})"),
               "zone")
     mmz_min = _by(q.instant("MMZ minimum free", "min by (board, zone) "
@@ -170,7 +173,7 @@ def _analyse(q: _Queries, w: Window, c: Criteria, boards: Dict[str, BoardReport]
         if ups:
             _scrapes(br, ups, w, q.step, c)
         reboot_at = _reboots(br, boot.get(name, {}).get("", []), w, c)
-        restarts = _restarts(br, resets.get(name, {}), reboot_at, q.step)
+        restarts = _restarts(br, cpu.get(name, {}), resets.get(name, {}), reboot_at, q.step)
         _mmz(br, mmz.get(name, {}), mmz_min.get(name, {}), block_min.get(name, {}),
              reboot_at, restarts, c)
         _accel(br, accel.get(name, {}), c)
@@ -201,15 +204,21 @@ def _reboots(br: BoardReport, boot: Points, w: Window, c: Criteria) -> List[floa
     return at
 
 
-def _restarts(br: BoardReport, resets: Dict[str, Points], reboot_at: List[float],
-              step: float) -> List[float]:
-    """App restarts: counter resets of a process' CPU time, except those of a reboot."""
+def _restarts(br: BoardReport, cpu: Dict[str, Points], counts: Dict[str, float],
+              reboot_at: List[float], step: float) -> List[float]:
+    """App restarts: resets of a process' CPU-time counter, except those of a reboot.
+
+    The count is exact (``resets()`` over the window); the times, used to split MMZ
+    losses per restart, are the steps where the counter drops.
+    """
     times, per_process = [], {}
-    for process, points in resets.items():
-        ts = [t for t, v in points if v > 0
-              and all(abs(t - r) > 2 * step for r in reboot_at)]
-        per_process[process] = len(ts)
-        times.extend(ts)
+    for process in sorted(set(cpu) | set(counts)):
+        pts = cpu.get(process, [])
+        drops = [t1 for (_, v0), (t1, v1) in itertools.pairwise(pts) if v1 < v0]
+        by_reboot = [t for t in drops if any(abs(t - r) <= 2 * step for r in reboot_at)]
+        n = int(counts.get(process, len(drops))) - len(by_reboot)
+        per_process[process] = max(0, n)
+        times.extend(t for t in drops if t not in by_reboot)
     br.figures["app_restarts"] = per_process
     return sorted(set(times))
 
