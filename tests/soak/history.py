@@ -114,8 +114,9 @@ def write_openmetrics(out: TextIO, scenarios=SCENARIOS, start: float = 0.0,
                       prefix: str = "") -> None:
     """Every scenario board's series, family by family (OpenMetrics needs that)."""
     boards = [Board(s, start) for s in scenarios]
-    for b in boards:
-        b.name = prefix + b.name
+    if prefix:  # many boards per scenario (benchmarks): number them
+        for i, b in enumerate(boards):
+            b.name = "%s%03d-%s" % (prefix, i, b.s)
     times = [i * interval for i in range(hours * 3600 // interval + 1)]
     families: Dict[str, Dict[Tuple[str, str], List[Tuple[float, float]]]] = {}
     for b in boards:
