@@ -33,6 +33,7 @@ BOARDS = [
     ("hi3516-*,rack=r2", ["hi3516-r2-01"]),
     ("rack!=r1", ["hi3516-r2-01", "qcs6490-r2"]),
     ("qcs6490-r2, rdk-s100-r1", ["qcs6490-r2", "rdk-s100-r1"]),
+    ("qcs6490-r2 rdk-s100-r1", ["qcs6490-r2", "rdk-s100-r1"]),
     ("mode=agentless", ["qcs6490-r2"]),
     ("owner!=vision,rack=r1", ["rdk-s100-r1"]),
 ])
@@ -45,7 +46,8 @@ def test_selectors(selector: str, expected: list) -> None:
     ("nope", "board 'nope' is not in the inventory"),
     ("rack=r9", "matches no board"),
     ("=r1", "neither a board name nor label=value"),
-    ("hi3516 r1", "neither a board name nor label=value"),
+    ("hi3516-r1-01 r1", "board 'r1' is not in the inventory"),
+    ("1rack=r1", "neither a board name nor label=value"),
 ])
 def test_bad_selectors_say_why(selector: str, message: str) -> None:
     with pytest.raises(SoakError, match=message):

@@ -95,6 +95,10 @@ def test_runs_over_the_api(client: TestClient, grafana: List[Dict[str, Any]]) ->
     assert client.post("/soaks", json={"name": "n1", "boards": "all"},
                        headers=AUTH).status_code == 409
     assert client.post("/soaks", json={"name": "n2", "boards": "rack=r9"},
+                       headers=AUTH).status_code == 404
+    assert client.post("/soaks", json={"name": "n2", "boards": "1rack=r1"},
+                       headers=AUTH).status_code == 422
+    assert client.post("/soaks", json={"name": "bad name", "boards": "all"},
                        headers=AUTH).status_code == 422
     assert [x["name"] for x in client.get("/soaks").json()] == ["n1"]
     assert client.get("/soaks/n1").json()["active"] is True
@@ -119,13 +123,16 @@ def test_runs_over_the_api(client: TestClient, grafana: List[Dict[str, Any]]) ->
     assert "firmware=2.3" in start["text"]
 
 
-def test_report_with_prometheus_down_is_a_clear_error(
+def test_report_with_prometheus_down_fails_every_board_saying_why(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOARDFLEET_PROMETHEUS_URL", "http://127.0.0.1:9")
     client.post("/soaks", json={"name": "n1", "boards": "all"}, headers=AUTH)
-    r = client.get("/soaks/n1/report?format=json")
-    assert r.status_code == 424
-    assert "Prometheus at http://127.0.0.1:9" in r.json()["detail"]
+    doc = client.get("/soaks/n1/report?format=json").json()
+    assert [b["verdict"] for b in doc["boards"]] == ["fail"] * 3
+    reason = doc["boards"][0]["reasons"][0]
+    assert reason.startswith("no verdict: Prometheus at http://127.0.0.1:9")
+    assert doc["problems"] == [reason]
+    assert client.get("/soaks/nope/report").status_code == 404
 
 
 def test_webhook_keeps_firing_and_resolved(client: TestClient) -> None:

@@ -118,6 +118,13 @@ def build(w: Window, url: str, criteria: Criteria, step: float | None = None,
                   [boards[b] for b in sorted(boards)], time.time(), q.problems)
 
 
+def unjudged(w: Window, url: str, why: str) -> Report:
+    """A report that could not be made: every board fails with ``why`` (fail closed)."""
+    boards = [BoardReport(b, "fail", [why]) for b in sorted(w.boards)]
+    return Report(w.name, w.start, w.end, default_step(w.start, w.end), url, dict(w.meta),
+                  Criteria(), boards, time.time(), [why])
+
+
 def _by(rows: List[Tuple[Dict[str, str], Any]], *keys: str) -> Dict[str, Dict[str, Any]]:
     """``{board: {"k1/k2": value}}`` from query rows."""
     out: Dict[str, Dict[str, Any]] = defaultdict(dict)

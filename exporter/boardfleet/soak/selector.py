@@ -1,6 +1,6 @@
 """Board selectors: which inventory boards a soak run or report covers.
 
-A selector is a comma-separated list of terms:
+A selector is a list of terms separated by commas or spaces:
 
 * ``hi3516-rack1-03`` or ``hi3516-*``: a board name or a shell-style glob;
 * ``rack=r1``, ``owner!=vision``, ``platform=hisi``: a label (inventory labels plus
@@ -17,7 +17,7 @@ import re
 from typing import Iterable, List
 
 from boardfleet.inventory import Board
-from boardfleet.soak.store import SoakError
+from boardfleet.soak.store import NotFound, SoakError
 
 _LABEL_TERM = re.compile(r"^([a-zA-Z_][a-zA-Z0-9_]*)(!=|=)(.*)$")
 
@@ -29,7 +29,7 @@ def _labels(board: Board) -> dict:
 def select(boards: Iterable[Board], selector: str) -> List[str]:
     """Names of the boards ``selector`` matches, sorted; :class:`SoakError` if none or bad."""
     boards = list(boards)
-    terms = [t.strip() for t in (selector or "").split(",") if t.strip()]
+    terms = [t for t in re.split(r"[,\s]+", selector or "") if t]
     if not terms:
         raise SoakError("empty board selector (use names, globs, label=value or all)")
     names, labels = [], []
@@ -37,18 +37,18 @@ def select(boards: Iterable[Board], selector: str) -> List[str]:
         m = _LABEL_TERM.match(term)
         if m:
             labels.append(m.groups())
-        elif "=" in term or any(c.isspace() or ord(c) < 32 for c in term):
+        elif "=" in term or any(ord(c) < 32 for c in term):
             raise SoakError("selector term %r is neither a board name nor label=value" % term)
         else:
             names.append(term)
     known = {b.name for b in boards}
     for name in names:
         if name not in ("all", "*") and not any(c in name for c in "*?[") and name not in known:
-            raise SoakError("selector: board %r is not in the inventory" % name)
+            raise NotFound("selector: board %r is not in the inventory" % name)
     chosen = [b for b in boards if not names or any(
         n in ("all", "*") or fnmatch.fnmatchcase(b.name, n) for n in names)]
     for key, op, value in labels:
         chosen = [b for b in chosen if (_labels(b).get(key) == value) == (op == "=")]
     if not chosen:
-        raise SoakError("selector %r matches no board of the inventory" % selector)
+        raise NotFound("selector %r matches no board of the inventory" % selector)
     return sorted(b.name for b in chosen)

@@ -45,6 +45,10 @@ class SoakError(ValueError):
     """A bad run name, an unknown or finished run, an unreadable store."""
 
 
+class NotFound(SoakError):
+    """No such run, or no board matching a selector."""
+
+
 @dataclass
 class Run:
     name: str
@@ -148,7 +152,7 @@ class SoakStore:
     def get(self, name: str) -> Run:
         for row in self._rows("SELECT * FROM runs WHERE name = ?", (name,)):
             return _run(row)
-        raise SoakError("no soak run named %r (see `boardfleet soak list`)" % name)
+        raise NotFound("no soak run named %r (see `boardfleet soak list`)" % name)
 
     def runs(self) -> List[Run]:
         return [_run(r) for r in self._rows("SELECT * FROM runs ORDER BY started, name")]
