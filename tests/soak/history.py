@@ -178,13 +178,13 @@ def backfill(directory: Path, start: float, **kw) -> Path:
 
 
 @contextmanager
-def serve(directory: Path) -> Iterator[Prometheus]:
+def serve(directory: Path, *args: str) -> Iterator[Prometheus]:
     """Debian's Prometheus on a free loopback port over the backfilled ``directory/data``."""
     (directory / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
     port = free_port()
     url = "http://127.0.0.1:%d" % port
     cmd = ["/usr/bin/prometheus", "--config.file", str(directory / "prometheus.yml"),
            "--storage.tsdb.path", str(directory / "data"), "--storage.tsdb.retention.time",
-           "30d", "--web.listen-address", "127.0.0.1:%d" % port]
+           "30d", "--web.listen-address", "127.0.0.1:%d" % port, *args]
     with _running(cmd, directory, url) as proc:
         yield Prometheus(url, directory, proc)

@@ -7,6 +7,7 @@ give each scenario board the verdict and the reasons its scenario calls for.
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, Dict, Iterator, List
@@ -48,6 +49,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     d = tmp_path_factory.mktemp("soak-history")
     start, end = window(datetime.now(UTC).timestamp())
     backfill(d, start)
+    # A copy for a second Prometheus (one data directory serves one Prometheus).
+    shutil.copytree(d / "data", d / "limited" / "data")
     inv = d / "boards.yml"
     inv.write_text(yaml.safe_dump({"boards": [
         {"name": b, "host": "10.9.0.%d" % i, "platform": "hisi",
@@ -216,3 +219,23 @@ def test_service_serves_the_report(lab: Dict[str, Any],
         assert xml.headers["content-type"].startswith("application/xml")
         assert 'name="soak-mmz-leak"' in xml.text
         assert c.get("/soaks/fw-2.3").json()["meta"]["firmware"] == "2.3"
+
+
+def test_queries_prometheus_refuses_are_listed_and_the_rest_judged(
+        lab: Dict[str, Any], capsys: pytest.CaptureFixture) -> None:
+    """A Prometheus whose sample limit refuses the long range queries: the report says
+    which evidence is missing and still judges on what it got."""
+    with serve(lab["dir"] / "limited", "--query.max-samples=20000") as prom:
+        out = lab["dir"] / "limited.json"
+        rc = main(["soak", "-i", str(lab["inventory"]), "report", "fw-2.3", "--prometheus",
+                   prom.url, "--format", "json", "--out", str(out)])
+    assert rc == 1, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert doc["problems"], doc
+    assert all("too many samples" in p for p in doc["problems"])
+    missing = {p.split(":")[0] for p in doc["problems"]}
+    assert "MMZ minimum free" in missing or "latency p99 over the run" in missing
+    got = {b["board"]: b for b in doc["boards"]}
+    assert got["soak-reboot"]["verdict"] == "fail"      # boot times still came through
+    assert any("rebooted at" in r for r in got["soak-reboot"]["reasons"])
