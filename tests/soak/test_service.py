@@ -150,7 +150,8 @@ def test_webhook_keeps_firing_and_resolved(client: TestClient) -> None:
     assert client.get("/alerts", params={"board": "hi-02"}).json() == []
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+_json = st.recursive(st.none() | st.booleans() | st.integers()
+                     | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
                      lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c,
                                                                          max_size=4),
                      max_leaves=20)

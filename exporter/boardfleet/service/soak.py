@@ -25,7 +25,7 @@ from boardfleet.rules import ThresholdsError
 from boardfleet.soak import annotations, criteria, metrics, report
 from boardfleet.soak.prom import PrometheusError
 from boardfleet.soak.selector import select
-from boardfleet.soak.store import NAME_RE, NotFound, SoakError, SoakStore, default_path
+from boardfleet.soak.store import NAME_RE, Alert, NotFound, SoakError, SoakStore, default_path
 from boardfleet.soak.webhook import WebhookPayload, record
 
 PROMETHEUS_ENV = "BOARDFLEET_PROMETHEUS_URL"
@@ -50,16 +50,6 @@ class RunOut(BaseModel):
     stopped: float | None
     active: bool
     meta: Dict[str, str]
-
-
-class AlertOut(BaseModel):
-    alertname: str
-    severity: str
-    board: str
-    starts_at: float
-    ends_at: float | None
-    summary: str
-    labels: Dict[str, str]
 
 
 class Stored(BaseModel):
@@ -166,12 +156,12 @@ def router(state: Any, writer: Callable[..., None]) -> APIRouter:
         except SoakError as e:
             raise HTTPException(500, str(e)) from None
 
-    @r.get("/alerts", response_model=List[AlertOut], tags=["alerts"])
+    @r.get("/alerts", response_model=List[Alert], tags=["alerts"])
     def alert_history(start: float = Query(0, alias="from", description="Unix seconds"),
                       end: float | None = Query(None, alias="to", description="Unix seconds"),
-                      board: str | None = None) -> List[Dict[str, Any]]:
+                      board: str | None = None) -> List[Alert]:
         alerts = store.alerts(start, end if end is not None else time.time() + 86400,
                               [board] if board else None)
-        return [vars(a) for a in alerts]
+        return alerts
 
     return r
