@@ -6,10 +6,13 @@ give each scenario board the verdict and the reasons its scenario calls for.
 """
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import jsonschema
@@ -183,6 +186,35 @@ def test_html_is_self_contained_with_plots(lab: Dict[str, Any]) -> None:
     assert "<td>firmware</td>" not in text and "<th>firmware</th><td>2.3</td>" in text
 
 
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium")
+    assert exe, "chromium not found: scripts/setup installs Debian's chromium"
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_html_renders_in_headless_chromium(lab: Dict[str, Any]) -> None:
+    """Debian's chromium opens the page offline: plots drawn, no console message.
+
+    The screenshot is kept as a test artefact in $BOARDFLEET_ARTEFACTS (default: the
+    test's temporary directory)."""
+    _, text = _report(lab, "html", "fw-2.3")
+    page = lab["dir"] / "report.html"
+    artefacts = Path(os.environ.get("BOARDFLEET_ARTEFACTS", str(lab["dir"])))
+    artefacts.mkdir(parents=True, exist_ok=True)
+    shot = artefacts / "soak-report.png"
+    r = _chromium("--window-size=1200,2400", "--screenshot=%s" % shot, page.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20000
+    dom = _chromium("--dump-dom", page.as_uri()).stdout
+    # Four plots per board with data; the Horizon slow-leak board has no MMZ plot.
+    assert dom.count("<svg") == text.count("<svg") == 4 * (len(BOARDS) - 1) - 1
+    assert dom.count("<polyline") >= dom.count("<svg")
+
+
 def test_window_and_selector_instead_of_a_run(lab: Dict[str, Any]) -> None:
     start = datetime.fromtimestamp(lab["start"], UTC).isoformat()
     rc, text = _report(lab, "json", "--from", start.replace("+00:00", "Z"),
@@ -194,6 +226,13 @@ def test_window_and_selector_instead_of_a_run(lab: Dict[str, Any]) -> None:
     # The first day: no reboot yet, and the leak is as steady as over three days.
     assert got["soak-reboot"]["verdict"] == "pass"
     assert got["soak-slow-leak"]["verdict"] == "fail"
+
+
+def test_run_narrowed_by_a_selector(lab: Dict[str, Any]) -> None:
+    rc, text = _report(lab, "markdown", "fw-2.3", "--boards", "rack=r1")
+    rows = [line.split(" | ")[0].strip("| ") for line in text.splitlines()
+            if line.startswith("| soak-")]
+    assert rows == sorted(b for i, b in enumerate(BOARDS, 1) if i % 2) and rc == 1
 
 
 def test_prometheus_down_names_url_and_query(lab: Dict[str, Any],

@@ -11,7 +11,9 @@ Runs and alerts live in ``soaks.sqlite`` beside the inventory, shared with the C
 Reports query ``$BOARDFLEET_PROMETHEUS_URL`` (default the stack's Prometheus).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from html import escape
@@ -58,9 +60,13 @@ class Stored(BaseModel):
 
 def router(state: Any, writer: Callable[..., None]) -> APIRouter:
     """Routes over the store beside ``state.inventory``; ``writer`` guards the writes."""
-    # An inventory without a file (tests, demos) gets a store in a temporary directory.
-    path = state.inventory.path or os.path.join(tempfile.mkdtemp(prefix="boardfleet-soak-"),
-                                                "boards.yml")
+    # An inventory without a file (tests, demos) gets a store in a temporary directory,
+    # removed when the process exits.
+    path = state.inventory.path
+    if not path:
+        tmp = tempfile.mkdtemp(prefix="boardfleet-soak-")
+        atexit.register(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "boards.yml")
     store = SoakStore(default_path(path))
     metrics.register(store)
     r = APIRouter()

@@ -6,6 +6,7 @@ benchmarks/RESULTS.md), which is 30 s of a 200-board report; these also need no 
 cache or backend.
 """
 
+import math
 from datetime import UTC, datetime
 from html import escape
 from typing import Dict, Sequence, Tuple
@@ -44,7 +45,7 @@ def chart(title: str, series: Dict[str, Sequence[Tuple[float, float]]],
         v = lo + (hi - lo) * i / 4
         parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>'
                      '<text x="%d" y="%.1f" class="tick" text-anchor="end">%s</text>'
-                     % (LEFT, LEFT + pw, y(v), y(v), LEFT - 4, y(v) + 4, _num(v)))
+                     % (LEFT, LEFT + pw, y(v), y(v), LEFT - 4, y(v) + 4, _num(v, hi - lo)))
     for i in range(5):
         t = start + span * i / 4
         parts.append('<text x="%.1f" y="%d" class="tick" text-anchor="middle">%s</text>'
@@ -69,8 +70,11 @@ def chart(title: str, series: Dict[str, Sequence[Tuple[float, float]]],
     return "".join(parts)
 
 
-def _num(v: float) -> str:
-    return "%.0f" % v if abs(v) >= 10 else "%.2g" % v
+def _num(v: float, span: float) -> str:
+    """A tick label with as many decimals as the axis' tick spacing needs."""
+    step = span / 4
+    decimals = max(0, min(6, math.ceil(-math.log10(step)))) if 0 < step < 1 else 0
+    return "%.*f" % (decimals, v)
 
 
 def _time(t: float, span: float) -> str:
