@@ -1,6 +1,7 @@
 """Soak runs: the SQLite store, board selectors and the ``boardfleet soak`` commands."""
 
 import json
+import os
 import string
 from pathlib import Path
 
@@ -127,3 +128,23 @@ def test_cli_start_list_stop(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert main([*base, "stop", "night"]) == 2
     assert main([*base, "report", "nope", "--prometheus", "http://127.0.0.1:9"]) == 2
     assert "no soak run named 'nope'" in capsys.readouterr().err
+
+
+def test_cli_annotates_grafana_and_survives_it_failing(
+        tmp_path: Path, capsys: pytest.CaptureFixture, grafana: list,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = tmp_path / "boards.yml"
+    inv.write_text(yaml.safe_dump({"boards": [{"name": "b1", "host": "10.0.0.1"}]}))
+    token = tmp_path / "token"
+    token.write_text("glsa_file\n")
+    url = os.environ["BOARDFLEET_GRAFANA_URL"]
+    base = ["soak", "-i", str(inv)]
+    assert main([*base, "start", "a", "--boards", "b1", "--grafana-url", url,
+                 "--grafana-token-file", str(token)]) == 0
+    assert main([*base, "stop", "a"]) == 0          # URL and token from the environment
+    assert [(g["auth"], g["body"]["tags"][-2:]) for g in grafana] == [
+        ("Bearer glsa_file", ["start", "board:b1"]), ("Bearer glsa_test", ["stop", "board:b1"])]
+    monkeypatch.setenv("BOARDFLEET_GRAFANA_URL", "http://127.0.0.1:9")
+    assert main([*base, "start", "b", "--boards", "b1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: Grafana annotation for soak b start failed (http://127.0.0.1:9)" in err

@@ -1,9 +1,7 @@
 """Fleet service soak routes: runs API, Alertmanager webhook history, /metrics, Grafana."""
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -16,43 +14,11 @@ from hypothesis import strategies as st
 from boardfleet.inventory import load
 from boardfleet.probe import Prober
 from boardfleet.service.app import ServiceState, create_app
-from boardfleet.soak.annotations import TOKEN_ENV, URL_ENV
 from boardfleet.transports.pool import SessionPool
 from boardfleet.transports.secrets import Secrets
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": "Bearer " + TOKEN}
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """A stand-in Grafana on loopback: records every request and answers 200."""
-
-    seen: List[Dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Recorder.seen.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                              "body": json.loads(body)})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"id": 1, "message": "Annotation added"}')
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture()
-def grafana(monkeypatch: pytest.MonkeyPatch) -> Iterator[List[Dict[str, Any]]]:
-    server = HTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    Recorder.seen = []
-    monkeypatch.setenv(URL_ENV, "http://127.0.0.1:%d/" % server.server_port)
-    monkeypatch.setenv(TOKEN_ENV, "glsa_test")
-    yield Recorder.seen
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture()

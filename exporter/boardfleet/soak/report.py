@@ -22,6 +22,7 @@ MAX_POINTS = 1000
 MIN_STEP = 15.0
 ACCEL = "board_ion_process_bytes|board_dmabuf_process_bytes|board_mmz_process_bytes"
 MIB = 2**20
+AGENTLESS_JOB = "boardfleet-agentless"
 
 
 @dataclass
@@ -135,7 +136,10 @@ def _by(rows: List[Tuple[Dict[str, str], Any]], *keys: str) -> Dict[str, Dict[st
 
 
 def _analyse(q: _Queries, w: Window, c: Criteria, boards: Dict[str, BoardReport]) -> None:
-    up = _by(q.range("scrape completeness", "max by (board) (up{SEL})"))
+    # Agentless boards: /probe answers (up = 1) even when the board did not; its own
+    # board_probe_success says whether the board was read.
+    up = _by(q.range("scrape completeness", 'max by (board) (up{SEL, job!="%s"}) or max by '
+                     "(board) (board_probe_success{SEL})" % AGENTLESS_JOB))
     boot = _by(q.range("reboots", "max by (board) (board_boot_time_seconds{SEL})"))
     cpu = _by(q.range("app restart times", "sum by (board, process) "
                       "(board_process_cpu_seconds_total{SEL})"), "process")
