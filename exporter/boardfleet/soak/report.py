@@ -83,8 +83,8 @@ class _Queries:
     def range(self, what: str, expr: str) -> List[Tuple[Dict[str, str], Points]]:
         self._progress(what)
         try:
-            return self.prom.range(expr.replace("SEL", self.sel).replace("STEP", "%ds" % max(
-                1, int(self.step))), self.w.start, self.w.end, self.step)
+            return self.prom.range(expr.replace("SEL", self.sel), self.w.start, self.w.end,
+                                   self.step)
         except QueryError as e:
             self.problems.append("%s: %s" % (what, e))
             return []
@@ -93,8 +93,9 @@ class _Queries:
                 ) -> List[Tuple[Dict[str, str], float]]:
         self._progress(what)
         try:
-            return self.prom.instant(expr.replace("SEL", self.sel).replace(
-                "RANGE", self.range_s), self.w.end if at is None else at)
+            # RANGE first: board names go in last, so none of them is taken for a placeholder.
+            return self.prom.instant(expr.replace("RANGE", self.range_s).replace(
+                "SEL", self.sel), self.w.end if at is None else at)
         except QueryError as e:
             self.problems.append("%s: %s" % (what, e))
             return []
