@@ -61,6 +61,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     store = SoakStore(str(d / "soaks.sqlite"))
     store.start("fw-2.3", BOARDS, "soak-*", {"firmware": "2.3", "operator": "li"}, now=start)
     store.stop("fw-2.3", now=end)
+    # The same boards a day earlier-ending window: "firmware 2.2" for the comparison.
+    store.start("fw-2.2", BOARDS[:3], "soak-*", {"firmware": "2.2"}, now=start)
+    store.stop("fw-2.2", now=start + 24 * 3600)
     reboot = start + 27 * 3600 + 12 * 60
     store.record_alert(Alert("BoardDown", "critical", "soak-reboot", reboot, reboot + 360,
                              "Board agent unreachable", {"board": "soak-reboot"}), "f1")
@@ -278,3 +281,22 @@ def test_queries_prometheus_refuses_are_listed_and_the_rest_judged(
     got = {b["board"]: b for b in doc["boards"]}
     assert got["soak-reboot"]["verdict"] == "fail"      # boot times still came through
     assert any("rebooted at" in r for r in got["soak-reboot"]["reasons"])
+
+
+def test_compare_two_runs(lab: Dict[str, Any], capsys: pytest.CaptureFixture) -> None:
+    base = ["soak", "-i", str(lab["inventory"]), "compare", "fw-2.2", "fw-2.3",
+            "--prometheus", lab["url"]]
+    assert main([*base, "--format", "json"]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in c["runs"]] == ["fw-2.2", "fw-2.3"]
+    rows = {r["board"]: r for r in c["boards"]}
+    assert sorted(rows) == sorted(BOARDS)
+    leak = rows["soak-mmz-leak"]
+    assert leak["a"]["verdict"] == "fail" and leak["b"]["verdict"] == "fail"
+    assert leak["a"]["mmz_loss_bytes_max"] < leak["b"]["mmz_loss_bytes_max"] == 144 * 2**20
+    assert rows["soak-reboot"]["a"]["verdict"] == "pass"        # the reboot came later
+    assert rows["soak-slow-leak"]["a"]["verdict"] == "absent"   # not in fw-2.2
+    assert main([*base]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("**Soak fw-2.2** (firmware=2.2) against **fw-2.3**")
+    assert "| soak-healthy | ✅ pass | ✅ pass | 0 → 0 |" in md

@@ -29,6 +29,7 @@ prometheus/thresholds.yml. Runs live in soaks.sqlite next to the inventory.
   boardfleet soak list
   boardfleet soak stop fw-2.3
   boardfleet soak report fw-2.3 --format html --out fw-2.3.html
+  boardfleet soak compare fw-2.2 fw-2.3 --format markdown
   boardfleet soak report --from 2026-11-28T00:00:00Z --to 2026-12-01T00:00:00Z \\
       --boards 'hi3516-*' --format junit --out soak.xml
 """
@@ -86,6 +87,17 @@ def register(sub: "argparse._SubParsersAction") -> None:
     rep.add_argument("--step", type=float, metavar="SECONDS",
                      help="query resolution (default: the window / 1000, at least 15 s)")
     rep.set_defaults(func=_report)
+
+    cmp_ = ssub.add_parser("compare", help="two runs side by side (firmware A against B)",
+                           description="Report two runs and put their verdicts and headline "
+                                       "figures side by side, board by board.")
+    cmp_.add_argument("a", metavar="RUN_A")
+    cmp_.add_argument("b", metavar="RUN_B")
+    cmp_.add_argument("--prometheus", default=DEFAULT_PROMETHEUS, metavar="URL")
+    cmp_.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    cmp_.add_argument("--out", metavar="FILE", default="-")
+    cmp_.add_argument("-t", "--thresholds", metavar="FILE")
+    cmp_.set_defaults(func=_compare)
 
 
 def _grafana_args(p: argparse.ArgumentParser) -> None:
@@ -188,6 +200,27 @@ def _report(args: argparse.Namespace) -> int:
         len(rep.boards), len(rep.boards) - len(failed), len(failed),
         " (%s)" % ", ".join(failed[:10]) if failed else ""))
     return 1 if failed else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from boardfleet.soak import compare, criteria, report
+    from boardfleet.soak.prom import PrometheusError
+
+    try:
+        crit = criteria.load(args.thresholds)
+        store = _store(args)
+        reps = []
+        for name in (args.a, args.b):
+            run = store.get(name)
+            sys.stderr.write("soak %s:\n" % name)
+            w = report.Window(run.name, run.started, run.stopped or time.time(), run.boards,
+                              run.meta, store)
+            reps.append(report.build(w, args.prometheus, crit, progress=sys.stderr))
+        render = compare.to_json if args.format == "json" else compare.to_markdown
+        _write(args.out, render(*reps))
+    except (SoakError, ThresholdsError, PrometheusError) as e:
+        return _fail(e)
+    return 0
 
 
 def _window(args: argparse.Namespace) -> "Window":
