@@ -4,7 +4,8 @@
 * ``GET /sd?mode=agentless|agent``: Prometheus HTTP service discovery
 * ``GET /boards``, ``GET /boards/{name}``; ``POST /boards``, ``DELETE /boards/{name}``
   (bearer token required)
-* ``GET /healthz``
+* ``GET /healthz``, ``GET /metrics``
+* soak runs and the alert history: see :mod:`boardfleet.service.soak`
 """
 
 import asyncio
@@ -18,11 +19,13 @@ from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, Field
 
 from boardfleet import __version__
 from boardfleet.inventory import Board, Inventory, InventoryError
 from boardfleet.probe import Prober, render
+from boardfleet.service import soak
 from boardfleet_agent.config import DEFAULT_PORT
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -169,6 +172,11 @@ def create_app(state: ServiceState) -> FastAPI:
             body = render([], False, time.monotonic() - started)
         return Response(body, media_type=EXPOSITION)
 
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(soak.router(state, writer))
     return app
 
 

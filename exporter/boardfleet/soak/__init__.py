@@ -1,0 +1,1 @@
+"""Soak runs and their verdict: runs and alert history in SQLite, reports per board."""
