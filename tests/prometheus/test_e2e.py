@@ -135,7 +135,7 @@ def alertmanager_config(webhook: str) -> Dict:
 @pytest.mark.slow
 def test_alerts_reach_the_webhook(tmp_path: Path, receiver: Receiver, simulator) -> None:
     started = time.monotonic()
-    rules = write(shortened(load_thresholds(PROM / "thresholds.yml"), "1s", "3s"),
+    rules = write(shortened(load_thresholds(PROM / "thresholds.yml"), "3s", scale=120),
                   tmp_path / "rules")
     # The idle board is discovered over HTTP SD, the others from a file SD file.
     receiver.sd = [g for g in simulator if g["labels"]["board"] == IDLE]
