@@ -31,8 +31,9 @@ MMZ_ALLOC_SUM = "board_zone_name:board_mmz_allocation_bytes:sum"
 # Per-process accelerator memory families that add up to one process's footprint.
 ACCEL_FAMILIES = ("board_ion_process_bytes", "board_dmabuf_process_bytes",
                   "board_mmz_process_bytes")
-# Settings scaled down by shortened(): every window a rule looks back over.
-WINDOW_KEYS = ("window", "hold", "stale_after", "vanished_window", "gone_window",
+# Settings scaled down by shortened(): every window a rule looks back over (not
+# stale_after: it must stay longer than the agent's collector intervals).
+WINDOW_KEYS = ("window", "hold", "vanished_window", "gone_window",
                "baseline_window", "keep_firing_for")
 
 
@@ -236,8 +237,10 @@ def alerting_rules(t: Dict[str, Any]) -> Dict[str, Any]:
                "Collector {{ $labels.collector }} on board {{ $labels.board }} has failed "
                "to read its source for %s." % coll["for"], cause="failing"),
         _alert(t, "BoardCollectorFailing",
-               "max %s (changes(board_collector_last_success_timestamp_seconds[%s])) == 0"
-               % (_by(t, "collector"), coll["stale_after"]),
+               "max %s (changes(board_collector_last_success_timestamp_seconds[%s])) == 0\n"
+               "and on (%s)\nboard_collector_last_success_timestamp_seconds offset %s"
+               % (_by(t, "collector"), coll["stale_after"], _labels(t, "collector"),
+                  coll["stale_after"]),
                "Agent collector stuck",
                "Collector {{ $labels.collector }} on board {{ $labels.board }} has not "
                "succeeded for %s: its last-success time stopped advancing (judged by change, "
