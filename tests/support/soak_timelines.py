@@ -348,10 +348,40 @@ def collector_loss() -> Dict[str, Any]:
     }
 
 
+def stuck_collector() -> Dict[str, Any]:
+    """The mmz collector's last success stops advancing at 20 m (stuck in its source),
+    on a board whose clock is a year behind; another collector keeps advancing."""
+    b = "stuck"
+    behind = 1700000000
+    return {
+        "name": "a stuck collector is caught by its last-success time not moving",
+        "interval": "1m",
+        "input_series": [
+            {"series": "board_collector_last_success_timestamp_seconds{%s, collector=\"mmz\"}"
+                       % (AGENT % (b, b)),
+             "values": runs([behind + 60 * min(i, 20) for i in range(61)])},
+            {"series": "board_collector_last_success_timestamp_seconds{%s, collector=\"cpu\"}"
+                       % (AGENT % (b, b)),
+             "values": runs([behind + 60 * i for i in range(61)])},
+        ],
+        "promql_expr_test": [
+            alerts(b, "29m", [], "BoardCollectorFailing"),
+            alerts(b, "36m", [("BoardCollectorFailing", {"severity": "warning",
+                                                        "collector": "mmz",
+                                                        "cause": "stale"})],
+                   "BoardCollectorFailing"),
+            alerts(b, "60m", [("BoardCollectorFailing", {"severity": "warning",
+                                                        "collector": "mmz",
+                                                        "cause": "stale"})],
+                   "BoardCollectorFailing"),
+        ],
+    }
+
+
 # (file, evaluation interval, scenarios): multi-day timelines at 5-minute resolution.
 FILES = (
     ("soak.yml", "1m", (restart_leak, reboot, dying, ddr_duty, agentless, hang, regression,
-                        collector_loss)),
+                        collector_loss, stuck_collector)),
     ("soak-days.yml", "5m", (slow_leak, one_off)),
 )
 
