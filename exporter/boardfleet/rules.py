@@ -150,7 +150,6 @@ def alerting_rules(t: Dict[str, Any]) -> Dict[str, Any]:
     by_zone = _by(t, "zone")
     jobs = 'job=~"%s|%s"' % (t["agent_job"], t["agentless_job"])
     up = "up{%s}" % jobs
-    live = "and on (instance, job) (up == 1)"
     ddr, mmz, fill, leak = (a["BoardDDRBandwidthHigh"], a["BoardMMZExhausted"],
                             a["BoardMMZFillingUp"], a["BoardAcceleratorMemoryLeak"])
     down, boot, coll = a["BoardDown"], a["BoardRebooted"], a["BoardCollectorFailing"]
@@ -247,17 +246,14 @@ def alerting_rules(t: Dict[str, Any]) -> Dict[str, Any]:
                "so a board clock that is off does not matter)." % coll["stale_after"],
                cause="stale"),
         _alert(t, "BoardCollectorFailing",
-               "(\n  group %s (present_over_time(board_collector_success[%s]))\n"
-               "  unless on (%s) board_collector_success\n)\n%s"
-               % (_by(t, "collector"), coll["vanished_window"], _labels(t, "collector"), live),
+               _vanished(t, "board_collector_success", coll["vanished_window"], "collector"),
                "Agent collector's series vanished",
                "Collector {{ $labels.collector }} on board {{ $labels.board }} reported "
                "within the last %s and no longer does, while the agent answers."
                % coll["vanished_window"], cause="vanished"),
         _alert(t, "BoardCollectorFailing",
-               'label_replace(\n  group %s (present_over_time(board_mmz_size_bytes[%s]))\n'
-               '  unless on (%s) board_mmz_size_bytes,\n  "collector", "mmz", "", ""\n)\n%s'
-               % (by_zone, coll["vanished_window"], _labels(t, "zone"), live),
+               'label_replace(\n%s,\n"collector", "mmz", "", "")'
+               % _vanished(t, "board_mmz_size_bytes", coll["vanished_window"], "zone"),
                "MMZ zone vanished",
                "MMZ zone {{ $labels.zone }} on board {{ $labels.board }} was reported "
                "within the last %s and no longer is (driver unloaded?), while the agent "
@@ -270,9 +266,8 @@ def alerting_rules(t: Dict[str, Any]) -> Dict[str, Any]:
                "inference for %s (app hung or stopped)." % stall["stall_after"],
                cause="stalled"),
         _alert(t, "BoardInferenceStalled",
-               "(\n  group %s (present_over_time(board_inference_latency_seconds_count[%s]))"
-               "\n  unless on (%s) board_inference_latency_seconds_count\n)\n%s"
-               % (_by(t, "model"), stall["gone_window"], _labels(t, "model"), live),
+               _vanished(t, "board_inference_latency_seconds_count", stall["gone_window"],
+                         "model"),
                "Inference app gone",
                "Model {{ $labels.model }} on board {{ $labels.board }} reported within the "
                "last %s and its series are gone, while the agent answers."
@@ -299,6 +294,14 @@ def alerting_rules(t: Dict[str, Any]) -> Dict[str, Any]:
                "{{ $value }} °C (alert above %s °C)." % temp["celsius"]),
     ]
     return {"groups": [{"name": "boardfleet-alerts", "rules": rules}]}
+
+
+def _vanished(t: Dict[str, Any], metric: str, window: str, *extra: str) -> str:
+    """PromQL: series of ``metric`` seen within ``window`` and gone now, on a target
+    that still answers (a dead target is BoardDown's)."""
+    return ("(\n  group %s (present_over_time(%s[%s]))\n  unless on (%s) %s\n)\n"
+            "and on (instance, job) (up == 1)"
+            % (_by(t, *extra), metric, window, _labels(t, *extra), metric))
 
 
 def _alert(t: Dict[str, Any], name: str, expr: str, summary: str, description: str,
