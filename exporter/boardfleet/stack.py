@@ -36,7 +36,7 @@ SERVICE_ADDRESS = "127.0.0.1:9120"
 AGENT_JOB = "boardfleet-agent"
 # ``boardfleet`` itself, whether or not its entry point is on PATH.
 CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
-SCENARIOS = "idle,ddr-saturation,mmz-leak,latency-spike"
+SCENARIOS = "idle,ddr-saturation,mmz-leak,latency-spike,restart-leak,reboot,ddr-duty"
 STOP_GRACE = 10.0
 HEALTH_TIMEOUT = 30.0
 

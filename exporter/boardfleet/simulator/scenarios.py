@@ -57,9 +57,9 @@ def board_dies(t: float, ramp: float) -> BoardState:
 
 
 def reboot(t: float, ramp: float) -> BoardState:
-    """Idle; at ``ramp``/2 the board is off for ``ramp``/10 and comes back with a new
-    boot time (shorter than BoardDown's ``for:``: only BoardRebooted sees it)."""
-    down_at, down_for = ramp / 2, ramp / 10
+    """Idle; at ``ramp``/2 the board is off for ``ramp``/10 (at most 60 s) and comes back
+    with a new boot time (shorter than BoardDown's ``for:``: only BoardRebooted sees it)."""
+    down_at, down_for = ramp / 2, min(ramp / 10, 60.0)
     state = idle(t, ramp)
     if t < down_at:
         return state
