@@ -45,6 +45,7 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.alerts: List[Dict[str, Any]] = []
+        self.first: Dict[Tuple[str, str], float] = {}  # monotonic time of the first firing
         self.sd: List[Dict[str, Any]] = []
         self.lock = threading.Lock()
 
@@ -67,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
             self.server.alerts.extend(body["alerts"])
+            for a in body["alerts"]:
+                if a["status"] == "firing":
+                    key = (a["labels"]["alertname"], a["labels"].get("board", ""))
+                    self.server.first.setdefault(key, time.monotonic())
         self._reply(b"{}")
 
     def do_GET(self) -> None:
@@ -171,6 +176,8 @@ def test_alerts_reach_the_webhook(tmp_path: Path, receiver: Receiver, simulator)
                 held = held or ("BoardMMZExhausted", DIES) in firing
             time.sleep(0.5)
         got = receiver.firing()
+        for key in sorted(EXPECTED):  # shown with -s: time to the webhook, not asserted
+            print("%-24s %-26s %5.1fs" % (*key, receiver.first.get(key, started) - started))
         assert got >= EXPECTED, "missing %s; got %s\n%s" % (EXPECTED - got, got, prom.alerts())
         idle = [a["labels"] for a in receiver.alerts
                 if a["labels"].get("board") in (IDLE, unlabelled)]
