@@ -50,15 +50,38 @@ def test_generated_rules_match_thresholds() -> None:
 def test_every_alert_has_unit_tests_and_a_runbook_section() -> None:
     rules = yaml.safe_load((PROM / "rules" / ALERTS_FILE).read_text())
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-    tested = set(re.findall(r"alertname: (\w+)", (PROM / "tests" / "alerts.yml").read_text()))
-    assert alerts == tested
+    tests = "".join(p.read_text() for p in PROM.glob("tests/*.yml"))
+    tested = set(re.findall(r'alertname(?:: |=\\?")(\w+)', tests))
+    assert alerts <= tested, "no promtool test for %s" % (alerts - tested)
     headings = re.findall(r"^## (\w+)$", (PROM / "RUNBOOK.md").read_text(), re.M)
     assert alerts <= set(headings), "RUNBOOK.md lacks sections for %s" % (alerts - set(headings))
     for g in rules["groups"]:
         for r in g["rules"]:
-            assert r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower())
-            assert set(r["annotations"]) == {"summary", "description", "runbook_url"}
+            links = r["annotations"]
+            assert links["runbook_url"].startswith(("http://", "https://"))
+            assert links["runbook_url"].endswith("#" + r["alert"].lower())
+            assert links["dashboard_url"].endswith("?var-board={{ $labels.board }}")
+            assert set(links) == {"summary", "description", "runbook_url", "dashboard_url"}
             assert r["labels"]["severity"] in ("warning", "critical")
+
+
+def test_every_alert_names_its_target() -> None:
+    """Alerts keep instance and job (and board), so an unlabelled target is named too."""
+    t = load_thresholds(PROM / "thresholds.yml")
+    assert {"board", "instance", "job"} <= set(t["board_labels"])
+    rules = yaml.safe_load((PROM / "rules" / ALERTS_FILE).read_text())
+    for r in (r for g in rules["groups"] for r in g["rules"]):
+        if "by (" in r["expr"]:
+            assert "by (board, instance, job" in r["expr"], r["alert"]
+
+
+def test_soak_timelines_are_generated() -> None:
+    """prometheus/tests/soak*.yml are what tests/support/soak_timelines.py writes."""
+    from support.soak_timelines import files
+
+    for path, text in files().items():
+        assert path.read_text() == text, "%s is stale: run python " \
+            "tests/support/soak_timelines.py" % path.name
 
 
 def test_alertmanager_config_is_valid() -> None:

@@ -102,6 +102,10 @@ def test_up_status_down(state: Path) -> None:
 
     rules = {g["name"] for g in _get(prom + "/api/v1/rules")["data"]["groups"]}
     assert rules, "the repository's rule files are loaded"
+    # Alertmanager posts to this stack's fleet service (alert history), not to 9120.
+    service = next(line.split()[-1] for line in up.stdout.splitlines()
+                   if line.strip().startswith("service"))
+    assert service + "/alerts/webhook" in (state / "alertmanager.yml").read_text()
     deadline = time.monotonic() + 30
     up_boards: dict = {}
     while time.monotonic() < deadline and len(up_boards) < len(DEMO) + 1:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
@@ -20,7 +20,7 @@ import yaml
 
 from boardfleet.inventory import Board, Inventory, atomic_write
 from boardfleet.simulator.scenarios import SCENARIOS, BoardState
-from boardfleet.simulator.sysroot import write_sysroot
+from boardfleet.simulator.sysroot import CpuTimes, write_sysroot
 
 # Agent settings for simulated boards: sample MMZ and hiddrs every second.
 AGENT_CONFIG = """\
@@ -43,6 +43,8 @@ class SimBoard:
     port: int = 0
     statsd_port: int = 0
     state: BoardState | None = None
+    cpu: CpuTimes = field(default_factory=CpuTimes)
+    last_tick: float = 0.0
 
 
 class SimFleet:
@@ -65,35 +67,43 @@ class SimFleet:
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def tick(self) -> None:
-        """Rewrite every live board's sysroot for the current moment."""
+        """Rewrite every live board's sysroot for the current moment; stop the agent of
+        a board that is off and start it again when the board is back (a reboot)."""
         t = time.monotonic() - self.start
         for b in self.boards:
             b.state = SCENARIOS[b.scenario](t, self.ramp)
             if not b.state.alive:
                 self._stop_agent(b)
                 continue
-            write_sysroot(b.root, b.state, t)
-            if b.agent is not None:
+            b.cpu.advance(b.state, t - b.last_tick)
+            b.last_tick = t
+            write_sysroot(b.root, b.state, b.cpu)
+            if b.agent is None and b.port:
+                self._start_agent(b)
+            if b.agent is not None and b.state.app_running:
                 self._send_timings(b)
 
     def start_agents(self, targets: str | Path) -> None:
         """Start one agent per board and write their file SD ``targets`` file."""
-        config = self.out / "agent.toml"
         self.out.mkdir(parents=True, exist_ok=True)
-        config.write_text(AGENT_CONFIG)
+        (self.out / "agent.toml").write_text(AGENT_CONFIG)
         self.tick()
         inv = Inventory()
         for b in self.boards:
             b.port, b.statsd_port = _free_port(), _free_port()
-            b.agent = subprocess.Popen(
-                [sys.executable, "-m", "boardfleet_agent", "--sysroot", str(b.root),
-                 "--platform", "hisi", "--config", str(config),
-                 "--listen", "127.0.0.1:%d" % b.port,
-                 "--statsd-listen", "127.0.0.1:%d" % b.statsd_port, "--log-level", "warning"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            if b.state is not None and b.state.alive:
+                self._start_agent(b)
             inv.add(Board(name=b.name, host="127.0.0.1", agent_port=b.port, platform="hisi",
                           labels={**self.labels, "scenario": b.scenario}))
         atomic_write(str(targets), yaml.safe_dump(inv.file_sd("agent"), sort_keys=False))
+
+    def _start_agent(self, b: SimBoard) -> None:
+        b.agent = subprocess.Popen(
+            [sys.executable, "-m", "boardfleet_agent", "--sysroot", str(b.root),
+             "--platform", "hisi", "--config", str(self.out / "agent.toml"),
+             "--listen", "127.0.0.1:%d" % b.port,
+             "--statsd-listen", "127.0.0.1:%d" % b.statsd_port, "--log-level", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
     def run(self, duration: float | None, period: float = 1.0) -> None:
         """Tick every ``period`` seconds for ``duration`` seconds (None: until stopped)."""

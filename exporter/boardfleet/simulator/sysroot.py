@@ -9,6 +9,7 @@ so an agent never reads half.
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
@@ -79,16 +80,34 @@ def hiddrs(ddr_ratio: float) -> str:
             % (ddr_ratio * 100))
 
 
-def write_sysroot(root: Path, state: BoardState, t: float) -> None:
-    """Bring the sysroot at ``root`` up to ``state`` (``t``: seconds since start)."""
+@dataclass
+class CpuTimes:
+    """A board's ``/proc/stat`` jiffies since boot: they only ever grow (until a reboot)."""
+
+    busy: float = 0.0
+    idle: float = 0.0
+    boot_time: int = 0
+
+    def advance(self, state: BoardState, dt: float) -> None:
+        """Add ``dt`` seconds at ``state``'s load; start from zero when it rebooted."""
+        if state.boot_time != self.boot_time:
+            self.busy = self.idle = 0.0
+            self.boot_time = state.boot_time
+        jiffies = max(0.0, dt) * 100
+        busy = jiffies * min(1.0, 0.1 + state.ddr_ratio / 2)
+        self.busy += busy
+        self.idle += jiffies - busy
+
+
+def write_sysroot(root: Path, state: BoardState, cpu: CpuTimes) -> None:
+    """Bring the sysroot at ``root`` up to ``state`` with CPU times ``cpu``."""
     if not (root / "proc/version").exists():
         for rel, text in STATIC_FILES.items():
             _atomic(root / rel, text)
-    jiffies = int(t * 100)
-    busy = int(jiffies * (0.1 + state.ddr_ratio / 2))
+    busy, idle = int(cpu.busy), int(cpu.idle)
     _atomic(root / "proc/stat",
-            "cpu  %d 0 %d %d 0 0 0 0 0 0\ncpu0 %d 0 %d %d 0 0 0 0 0 0\nbtime 1763500000\n"
-            % (busy, busy // 4, jiffies - busy, busy, busy // 4, jiffies - busy))
+            "cpu  %d 0 %d %d 0 0 0 0 0 0\ncpu0 %d 0 %d %d 0 0 0 0 0 0\nbtime %d\n"
+            % (busy, busy // 4, idle, busy, busy // 4, idle, state.boot_time))
     _atomic(root / "proc/loadavg", "%.2f %.2f %.2f 1/48 321\n" % ((state.ddr_ratio * 2,) * 3))
     _atomic(root / "proc/media-mem", media_mem(state.mmz_used_ratio))
     _atomic(root / "sys/class/thermal/thermal_zone0/temp",
