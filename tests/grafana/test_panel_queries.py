@@ -86,7 +86,7 @@ def _fleet_service_metrics() -> Iterator[str]:
 
 def _fast_rules(tmp: Path) -> list:
     """The repository's rules with every group evaluated each second and ``for: 1s``."""
-    fast = rules.shortened(rules.load_thresholds(THRESHOLDS_FILE), "1s", "1s")
+    fast = rules.shortened(rules.load_thresholds(THRESHOLDS_FILE), "1s")
     out = []
     for name, text in rules.render(fast).items():
         (tmp / name).write_text(text)
