@@ -70,7 +70,10 @@ def summary(outcomes: list[Outcome], out: TextIO | None = None) -> None:
 
 
 def write_file_sd(inventory: Inventory, directory: str) -> str:
-    """Write ``<directory>/boards.json`` (agent-mode boards) atomically; return its path."""
+    """Write ``<directory>/boards.json`` (agent-mode boards) atomically; return its path.
+
+    Mode 0644: Prometheus reads it as its own user (``prometheus`` on Debian).
+    """
     path = os.path.join(directory, "boards.json")
-    atomic_write(path, json.dumps(inventory.file_sd("agent"), indent=2) + "\n")
+    atomic_write(path, json.dumps(inventory.file_sd("agent"), indent=2) + "\n", mode=0o644)
     return path

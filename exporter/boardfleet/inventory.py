@@ -14,15 +14,28 @@ Example ``boards.yml``::
 
 The inventory feeds Prometheus (file SD under ``prometheus/targets/`` and the fleet
 service's HTTP SD) and the installer.
+
+The file is read and rewritten with ruamel.yaml's round-trip mode, so comments, key
+order, quoting and flow-style label maps written by hand survive every CLI or API
+change, and the file keeps its mode and owner. Writers (CLI and fleet service) take an
+exclusive ``flock`` on ``.<name>.lock`` next to the file around load-change-save, see
+:func:`editing`.
 """
 
+import fcntl
+import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from boardfleet_agent.config import DEFAULT_PORT
 
@@ -39,6 +52,10 @@ RESERVED_LABELS = ("board", "platform", "mode", "instance", "job")
 
 class InventoryError(ValueError):
     """A bad inventory file or entry; the message names the file and the board."""
+
+
+class InventoryConflict(InventoryError):
+    """The board's name or agent address is already registered."""
 
 
 @dataclass
@@ -104,7 +121,8 @@ class Board:
         if not isinstance(data, dict):
             raise InventoryError("%s: each board must be a mapping" % where)
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
+        unknown = sorted((repr(k) if not isinstance(k, str) else k)
+                         for k in data if k not in known)
         if unknown:
             raise InventoryError("%s %r: unknown keys %s (known: %s)" % (
                 where, data.get("name"), ", ".join(unknown), ", ".join(sorted(known))))
@@ -121,13 +139,23 @@ class Inventory:
     def __init__(self, boards: Iterable[Board] = (), path: str | None = None) -> None:
         self.path = path
         self.boards: Dict[str, Board] = {}
+        # The round-trip document read from ``path`` (comments, order) and its indent.
+        self.document: CommentedMap | None = None
+        self.indent = (2, 4, 2)
         for b in boards:
             self.add(b)
 
     def add(self, board: Board, replace: bool = False) -> None:
         board.validate()
         if board.name in self.boards and not replace:
-            raise InventoryError("board %r is already in the inventory" % board.name)
+            raise InventoryConflict("board %r is already in the inventory" % board.name)
+        if board.mode == "agent":
+            target = "%s:%d" % (board.host, board.agent_port)
+            for other in self.boards.values():
+                if (other.name != board.name and other.mode == "agent"
+                        and "%s:%d" % (other.host, other.agent_port) == target):
+                    raise InventoryConflict("board %r: its agent %s is already registered as "
+                                         "board %r" % (board.name, target, other.name))
         self.boards[board.name] = board
 
     def remove(self, name: str) -> Board:
@@ -152,11 +180,23 @@ class Inventory:
         return {"boards": [_compact(asdict(b)) for b in self]}
 
     def save(self, path: str | None = None) -> None:
-        """Write atomically (temp file + rename), so readers never see half a file."""
+        """Write atomically (temp file + rename), so readers never see half a file.
+
+        Boards are merged into the document the file was read from: comments, key order
+        and style of untouched entries and keys stay as they were.
+        """
         path = path or self.path
         if not path:
             raise InventoryError("no inventory path to save to")
-        atomic_write(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        doc = self.document if self.document is not None else CommentedMap()
+        _merge(doc, [_compact(asdict(b)) for b in self])
+        yml = _yaml()
+        mapping, sequence, offset = self.indent
+        yml.indent(mapping=mapping, sequence=sequence, offset=offset)
+        buf = io.StringIO()
+        yml.dump(doc, buf)
+        atomic_write(path, buf.getvalue())
+        self.document = doc
 
     def file_sd(self, mode: str = "agent") -> List[Dict[str, Any]]:
         """Prometheus file/HTTP SD target groups for boards in ``mode``."""
@@ -176,35 +216,135 @@ def _compact(d: Dict[str, Any]) -> Dict[str, Any]:
             if k in ("name", "host") or v != getattr(defaults, k)}
 
 
+def _yaml() -> YAML:
+    yml = YAML(typ="rt")
+    yml.preserve_quotes = True
+    yml.width = 4096  # never fold long label values
+    return yml
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers and scalar strings as plain Python values."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _merge_map(target: CommentedMap, wanted: Dict[str, Any]) -> None:
+    """Make ``target`` equal ``wanted`` changing only what differs (comments stay)."""
+    for key in [k for k in target if k not in wanted]:
+        del target[key]
+    for key, value in wanted.items():
+        if _plain(target.get(key)) == value:
+            continue
+        if isinstance(value, dict) and isinstance(target.get(key), CommentedMap):
+            _merge_map(target[key], value)
+        else:
+            target[key] = value
+
+
+def _merge(doc: CommentedMap, boards: List[Dict[str, Any]]) -> None:
+    seq = doc.get("boards")
+    if not isinstance(seq, CommentedSeq):
+        seq = doc["boards"] = CommentedSeq()
+    wanted = {b["name"]: b for b in boards}
+    for i in reversed(range(len(seq))):
+        if not isinstance(seq[i], CommentedMap) or str(seq[i].get("name")) not in wanted:
+            del seq[i]
+    present = {str(e.get("name")): e for e in seq}
+    for name, entry in wanted.items():
+        if name in present:
+            _merge_map(present[name], entry)
+        else:
+            seq.append(CommentedMap(entry))
+
+
 def load(path: str) -> Inventory:
     """Read an inventory file; a missing file is an empty inventory."""
     if not os.path.exists(path):
         return Inventory(path=path)
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            text = f.read()
+        if "\x00" in text:
+            raise InventoryError("inventory %s contains NUL bytes: not a YAML text file"
+                                 % path)
+        doc, mapping, offset = load_yaml_guess_indent(text, yaml=_yaml())
     except OSError as e:
         raise InventoryError("cannot read inventory %s: %s" % (path, e.strerror)) from None
-    except yaml.YAMLError as e:
+    except UnicodeDecodeError as e:
+        raise InventoryError("inventory %s is not UTF-8 text (byte %d)" % (path, e.start)
+                             ) from None
+    except YAMLError as e:
         raise InventoryError("inventory %s is not valid YAML: %s" % (path, e)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("boards", []), list):
+    if doc is None:
+        doc = CommentedMap()
+    if not isinstance(doc, CommentedMap) or not isinstance(doc.get("boards") or [], list):
         raise InventoryError("inventory %s: expected a top-level 'boards:' list" % path)
     inv = Inventory(path=path)
-    for i, entry in enumerate(data.get("boards") or []):
-        board = Board.from_dict(entry, "inventory %s, board #%d" % (path, i + 1))
+    inv.document = doc
+    sequence, offset = mapping or 2, offset or 0  # guessed from the first block sequence
+    inv.indent = (sequence - offset if sequence > offset else 2, sequence, offset)
+    for i, entry in enumerate(doc.get("boards") or []):
+        board = Board.from_dict(_plain(entry), "inventory %s, board #%d" % (path, i + 1))
         if board.name in inv.boards:
             raise InventoryError("inventory %s: board %r is listed twice" % (path, board.name))
-        inv.boards[board.name] = board
+        inv.add(board)
     return inv
 
 
-def atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+@contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold the exclusive lock that serialises every writer of the inventory ``path``."""
+    directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    fd = os.open(os.path.join(directory, "." + name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
+def editing(path: str) -> Iterator[Inventory]:
+    """Load ``path`` under the writers' lock, let the caller change it, save it.
+
+    Nothing is saved when the block raises. Re-reading under the lock means a change
+    made meanwhile by another command or the fleet service is never overwritten.
+    """
+    with locked(path):
+        inv = load(path)
+        yield inv
+        inv.save()
+
+
+def atomic_write(path: str, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` atomically (temp file + rename).
+
+    The new file gets ``mode`` if given, else the mode (and owner, when allowed) of the
+    file it replaces, else 0644: files such as Prometheus' file-SD targets and
+    known_hosts are read by other users (Debian runs Prometheus as ``prometheus``).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        if old is not None and os.geteuid() == 0:
+            os.chown(tmp, old.st_uid, old.st_gid)
+        os.chmod(tmp, mode if mode is not None else
+                 (old.st_mode & 0o7777 if old is not None else 0o644))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

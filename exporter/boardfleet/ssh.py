@@ -82,8 +82,9 @@ class _Policy(paramiko.MissingHostKeyPolicy):
             with _save_lock:
                 old = Path(self.save_to).read_text() if os.path.exists(self.save_to) else ""
                 line = "%s %s %s\n" % (hostname, key.get_name(), key.get_base64())
+                # 0644 like ~/.ssh/known_hosts: the fleet service may run as another user.
                 atomic_write(self.save_to, old + ("" if old.endswith("\n") or not old
-                                                  else "\n") + line)
+                                                  else "\n") + line, mode=0o644)
 
 
 class Connection:

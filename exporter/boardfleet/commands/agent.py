@@ -16,7 +16,7 @@ import urllib.request
 
 from boardfleet import bundle, fleet
 from boardfleet.installer import BoardInstaller, Options, Outcome, StepError, connect
-from boardfleet.inventory import Board, Inventory, InventoryError, load
+from boardfleet.inventory import Board, Inventory, InventoryError, editing, load
 from boardfleet.ssh import parse_target
 
 DEFAULT_INVENTORY = "boards.yml"
@@ -125,7 +125,13 @@ def _main(args: argparse.Namespace) -> int:
             return outcome
 
     outcomes = fleet.run(boards, action, workers=args.jobs)
-    _register(args, inv, boards, outcomes)
+    try:
+        _register(args, boards, outcomes)
+    except (InventoryError, OSError) as e:
+        sys.stderr.write("boardfleet: cannot record the results in %s: %s\n"
+                         % (args.inventory, e))
+        fleet.summary(outcomes)
+        return 1
     fleet.summary(outcomes)
     for o in outcomes:
         if o.action == "agentless":
@@ -141,19 +147,25 @@ def _read_bundle(args: argparse.Namespace) -> bytes:
     return bundle.build()
 
 
-def _register(args: argparse.Namespace, inv: Inventory, boards: list[Board],
+def _register(args: argparse.Namespace, boards: list[Board],
               outcomes: list[Outcome]) -> None:
-    """Record installed/agentless boards (and drop uninstalled single boards)."""
-    changed = False
-    for board, o in zip(boards, outcomes, strict=True):
-        if o.action in ("installed", "upgraded", "unchanged", "agentless"):
-            inv.add(board, replace=True)
-            changed = True
-        elif o.action == "uninstalled" and args.target and board.name in inv.boards:
-            inv.remove(board.name)
-            changed = True
-    if changed:
-        inv.save()
+    """Record installed/agentless boards, drop uninstalled ones, rewrite the targets.
+
+    The inventory is re-read under its lock, so edits made while the fleet ran (by
+    another command or the fleet service) are kept; only the boards handled here change.
+    """
+    done = [(b, o) for b, o in zip(boards, outcomes, strict=True)
+            if o.action in ("installed", "upgraded", "unchanged", "agentless", "uninstalled")]
+    if not done:
+        return
+    with editing(args.inventory) as inv:
+        for board, o in done:
+            if o.action != "uninstalled":
+                inv.add(board, replace=True)
+            elif board.name in inv.boards:
+                inv.remove(board.name)
+                sys.stdout.write("%s: removed from %s and from the scrape targets\n"
+                                 % (board.name, args.inventory))
         fleet.write_file_sd(inv, args.targets_dir)
 
 

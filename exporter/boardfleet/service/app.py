@@ -9,38 +9,70 @@
 
 import asyncio
 import hmac
+import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from boardfleet import __version__
-from boardfleet.inventory import Board, Inventory, InventoryError
+from boardfleet import inventory as inventory_file
+from boardfleet.inventory import (
+    NAME_RE,
+    SYSROOT_RE,
+    Board,
+    Inventory,
+    InventoryConflict,
+    InventoryError,
+)
 from boardfleet.probe import Prober, render
 from boardfleet_agent.config import DEFAULT_PORT
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger("boardfleet.service")
+
+
+# A Prometheus label name, not one of the reserved ``__`` names.
+LabelName = Annotated[str, StringConstraints(
+    pattern=r"^(?:[a-zA-Z][a-zA-Z0-9_]*|_[a-zA-Z0-9][a-zA-Z0-9_]*)$")]
+
+
+class InstallIn(BaseModel):
+    """Agent install settings of a board (``boardfleet agent install`` uses them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str | None = Field(None, pattern=r"^/[^\n\r\x00]*$",
+                               description="install root on the board (default /)")
+    listen: str | None = Field(None, pattern=r"^[^\n\r\x00]+$",
+                               description="agent listen HOST:PORT")
 
 
 class BoardIn(BaseModel):
-    """A board as the API accepts it (same fields as an inventory entry)."""
+    """A board as the API accepts it (same fields and rules as an inventory entry)."""
 
-    name: str = Field(min_length=1, max_length=63, examples=["hi3516-rack1-03"])
-    host: str = Field(min_length=1, max_length=253, examples=["10.20.0.13"])
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_RE.pattern, examples=["hi3516-rack1-03"])
+    host: str = Field(min_length=1, max_length=253, pattern=r"^\S+$",
+                      examples=["10.20.0.13"])
     port: int = Field(22, ge=1, le=65535)
     user: str = Field("root", min_length=1, max_length=64)
     platform: Literal["auto", "hisi", "horizon", "snapdragon", "generic"] = "auto"
     mode: Literal["agent", "agentless"] = "agent"
     transport: Literal["ssh", "telnet"] = "ssh"
     agent_port: int = Field(DEFAULT_PORT, ge=1, le=65535)
-    labels: Dict[str, str] = Field(default_factory=dict)
-    sysroot: str = Field("/", max_length=255)
+    labels: Dict[LabelName, str] = Field(default_factory=dict)
+    sysroot: str = Field("/", max_length=255, pattern=SYSROOT_RE.pattern)
+    install: InstallIn = Field(default_factory=lambda: InstallIn())
 
 
 class TargetGroup(BaseModel):
@@ -55,17 +87,50 @@ class Health(BaseModel):
 
 
 class ServiceState:
-    """Inventory (saved on every change), prober and the probe executor."""
+    """Inventory (re-read when its file changes, saved on every change), prober and the
+    probe executor."""
 
     def __init__(self, inventory: Inventory, prober: Prober, token: str | None,
                  timeout: float = 10.0, concurrency: int = 64) -> None:
-        self.inventory = inventory
+        self._inventory = inventory
+        self._stamp = _stamp(inventory.path)
         self.prober = prober
         self.token = token
         self.timeout = timeout
         self.executor = ThreadPoolExecutor(max_workers=concurrency,
                                            thread_name_prefix="probe")
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory as the file has it now: edits by the CLI or by hand are seen
+        at the next request; a file that became invalid keeps the last good one."""
+        path = self._inventory.path
+        stamp = _stamp(path)
+        if path and stamp != self._stamp:
+            with self.lock:
+                try:
+                    self._inventory = inventory_file.load(path)
+                    log.info("inventory %s changed: %d boards", path, len(self._inventory))
+                except InventoryError as e:
+                    log.warning("%s; still serving the last good inventory", e)
+                self._stamp = stamp
+        return self._inventory
+
+    @contextmanager
+    def editing(self) -> Iterator[Inventory]:
+        """Change the inventory under the file lock shared with the CLI, then save."""
+        path = self._inventory.path
+        with self.lock:
+            if not path:
+                yield self._inventory
+                return
+            try:
+                with inventory_file.editing(path) as inv:
+                    yield inv
+            except (OSError, InventoryError) as e:
+                raise HTTPException(500, "cannot save the inventory: %s" % e) from None
+            self._inventory, self._stamp = inv, _stamp(path)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -109,18 +174,18 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.post("/boards", response_model=BoardIn, status_code=201, tags=["inventory"],
               dependencies=[Depends(writer)],
               responses={401: {"description": "bad token"}, 403: {"description": "writes off"},
-                         409: {"description": "board exists"},
+                         409: {"description": "name or agent address taken"},
                          422: {"description": "invalid board"}})
     def add_board(body: BoardIn) -> Dict[str, Any]:
-        board = Board(**body.model_dump())
-        with state.lock:
-            if board.name in state.inventory.boards:
-                raise HTTPException(409, "board %r is already in the inventory" % board.name)
+        board = Board(**body.model_dump(exclude={"install"}),
+                      install=body.install.model_dump(exclude_none=True))
+        with state.editing() as inv:
             try:
-                state.inventory.add(board)
+                inv.add(board)
+            except InventoryConflict as e:
+                raise HTTPException(409, str(e)) from None
             except InventoryError as e:
                 raise HTTPException(422, str(e)) from None
-            _save(state)
         return asdict(board)
 
     @app.delete("/boards/{name}", status_code=204, tags=["inventory"],
@@ -128,12 +193,11 @@ def create_app(state: ServiceState) -> FastAPI:
                 responses={401: {"description": "bad token"}, 403: {"description": "writes off"},
                            404: {"description": "no such board"}})
     def remove_board(name: str) -> Response:
-        with state.lock:
+        with state.editing() as inv:
             try:
-                state.inventory.remove(name)
+                inv.remove(name)
             except InventoryError as e:
                 raise HTTPException(404, str(e)) from None
-            _save(state)
         state.prober.forget(name)
         return Response(status_code=204)
 
@@ -172,9 +236,10 @@ def create_app(state: ServiceState) -> FastAPI:
     return app
 
 
-def _save(state: ServiceState) -> None:
-    if state.inventory.path:
-        try:
-            state.inventory.save()
-        except (OSError, InventoryError) as e:
-            raise HTTPException(500, "cannot save the inventory: %s" % e) from None
+def _stamp(path: str | None) -> tuple[float, int, int] | None:
+    """What tells a changed inventory file: mtime, size and inode (None if absent)."""
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size, st.st_ino) if st else None
