@@ -34,8 +34,8 @@ from typing import Any, Dict, Iterable, List
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.util import load_yaml_guess_indent
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 from boardfleet_agent.config import DEFAULT_PORT
 
@@ -247,6 +247,42 @@ def _merge_map(target: CommentedMap, wanted: Dict[str, Any]) -> None:
             target[key] = value
 
 
+def _tail_slot(entry: Any) -> list | None:
+    """The comment slot after an entry's last line (ruamel keeps the comment lines that
+    follow an entry there, after the last key's end-of-line comment)."""
+    while isinstance(entry, CommentedMap) and len(entry):
+        key = list(entry)[-1]
+        value = entry[key]
+        if isinstance(value, CommentedMap) and len(value) and not value.fa.flow_style():
+            entry = value
+            continue
+        return entry.ca.items.setdefault(key, [None, None, None, None])
+    return None
+
+
+def _remove_entry(seq: CommentedSeq, i: int) -> None:
+    """Delete board ``i`` and its own comments; keep the comment lines written after it
+    (they describe the next board or the file), as the next board's leading comment."""
+    slot = _tail_slot(seq[i])
+    token = slot[2] if slot else None
+    rest = token.value.partition("\n")[2] if token is not None else ""
+    del seq[i]
+    lines = [ln for ln in rest.splitlines() if ln.strip()]
+    if not lines:
+        return
+    if i < len(seq):
+        column = min(len(ln) - len(ln.lstrip()) for ln in lines)
+        pre = seq.ca.items.setdefault(i, [None, None, None, None])
+        pre[1] = [CommentToken(ln.strip() + "\n", CommentMark(column)) for ln in lines] + (
+            pre[1] or [])
+    elif i > 0 and (prev := _tail_slot(seq[i - 1])) is not None:
+        text = "\n".join(lines) + "\n"
+        if prev[2] is None:
+            prev[2] = CommentToken("\n" + text, CommentMark(0))
+        else:
+            prev[2].value = prev[2].value.rstrip("\n") + "\n" + text
+
+
 def _merge(doc: CommentedMap, boards: List[Dict[str, Any]]) -> None:
     seq = doc.get("boards")
     if not isinstance(seq, CommentedSeq):
@@ -254,13 +290,23 @@ def _merge(doc: CommentedMap, boards: List[Dict[str, Any]]) -> None:
     wanted = {b["name"]: b for b in boards}
     for i in reversed(range(len(seq))):
         if not isinstance(seq[i], CommentedMap) or str(seq[i].get("name")) not in wanted:
-            del seq[i]
+            _remove_entry(seq, i)
     present = {str(e.get("name")): e for e in seq}
     for name, entry in wanted.items():
         if name in present:
             _merge_map(present[name], entry)
         else:
             seq.append(CommentedMap(entry))
+
+
+def _indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) indents of the file's first block sequence entry, so
+    boards added later look like those written by hand."""
+    m = re.search(r"^( *)-( +)[^\s#]", text, re.MULTILINE)
+    if not m:
+        return (2, 4, 2)
+    offset, sequence = len(m.group(1)), len(m.group(1)) + len(m.group(2)) + 1
+    return (max(sequence - offset, 2), sequence, offset)
 
 
 def load(path: str) -> Inventory:
@@ -273,7 +319,7 @@ def load(path: str) -> Inventory:
         if "\x00" in text:
             raise InventoryError("inventory %s contains NUL bytes: not a YAML text file"
                                  % path)
-        doc, mapping, offset = load_yaml_guess_indent(text, yaml=_yaml())
+        doc = _yaml().load(text)
     except OSError as e:
         raise InventoryError("cannot read inventory %s: %s" % (path, e.strerror)) from None
     except UnicodeDecodeError as e:
@@ -287,8 +333,7 @@ def load(path: str) -> Inventory:
         raise InventoryError("inventory %s: expected a top-level 'boards:' list" % path)
     inv = Inventory(path=path)
     inv.document = doc
-    sequence, offset = mapping or 2, offset or 0  # guessed from the first block sequence
-    inv.indent = (sequence - offset if sequence > offset else 2, sequence, offset)
+    inv.indent = _indent(text)
     for i, entry in enumerate(doc.get("boards") or []):
         board = Board.from_dict(_plain(entry), "inventory %s, board #%d" % (path, i + 1))
         if board.name in inv.boards:
@@ -323,6 +368,17 @@ def editing(path: str) -> Iterator[Inventory]:
         inv.save()
 
 
+def _make_dirs(directory: str) -> None:
+    """``mkdir -p`` with 0755 directories whatever the umask (other users read below)."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(missing):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+
+
 def atomic_write(path: str, text: str, mode: int | None = None) -> None:
     """Replace ``path`` with ``text`` atomically (temp file + rename).
 
@@ -331,8 +387,7 @@ def atomic_write(path: str, text: str, mode: int | None = None) -> None:
     known_hosts are read by other users (Debian runs Prometheus as ``prometheus``).
     """
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+    _make_dirs(directory)
     try:
         old = os.stat(path)
     except FileNotFoundError:
