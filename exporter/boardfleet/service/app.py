@@ -1,6 +1,8 @@
 """HTTP API of the fleet service (OpenAPI docs at ``/docs``, spec at ``/openapi.json``).
 
-* ``GET /probe?target=<board>``: the board's metrics, read agentlessly (blackbox style)
+* ``GET /probe?target=<board>``: the board's metrics, read agentlessly (blackbox style);
+  one probe per board at a time (later requests share it), bearer token if configured
+* ``GET /metrics``: the service's own metrics (probes, failures, durations by board)
 * ``GET /sd?mode=agentless|agent``: Prometheus HTTP service discovery
 * ``GET /boards``, ``GET /boards/{name}``; ``POST /boards``, ``DELETE /boards/{name}``
   (bearer token required)
@@ -21,6 +23,7 @@ from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from boardfleet import __version__
@@ -34,6 +37,7 @@ from boardfleet.inventory import (
     InventoryError,
 )
 from boardfleet.probe import Prober, render
+from boardfleet.service import metrics as service_metrics
 from boardfleet_agent.config import DEFAULT_PORT
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -91,8 +95,12 @@ class ServiceState:
     probe executor."""
 
     def __init__(self, inventory: Inventory, prober: Prober, token: str | None,
-                 timeout: float = 10.0, concurrency: int = 64) -> None:
+                 timeout: float = 10.0, concurrency: int = 64,
+                 probe_token: str | None = None) -> None:
         self._inventory = inventory
+        self.probe_token = probe_token
+        # Board name -> the probe of it now running (single flight; event loop only).
+        self.inflight: Dict[str, asyncio.Future] = {}
         self._stamp = _stamp(inventory.path)
         self.prober = prober
         self.token = token
@@ -150,10 +158,18 @@ def create_app(state: ServiceState) -> FastAPI:
     def writer(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if state.token is None:
             raise HTTPException(403, "writes are disabled: the service has no --token-file")
-        if creds is None or not hmac.compare_digest(
-                creds.credentials.encode("utf-8", "replace"), state.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+        _check(creds, state.token)
+
+    def prober(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+               ) -> None:
+        if state.probe_token is not None:
+            _check(creds, state.probe_token)
+
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {EXPOSITION: {}}, "description": "metrics"}})
+    def metrics() -> Response:
+        """The service's own metrics (prometheus_client's default registry)."""
+        return Response(generate_latest(REGISTRY), media_type=EXPOSITION)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:
@@ -199,6 +215,7 @@ def create_app(state: ServiceState) -> FastAPI:
             except InventoryError as e:
                 raise HTTPException(404, str(e)) from None
         state.prober.forget(name)
+        service_metrics.forget(name)
         return Response(status_code=204)
 
     @app.get("/sd", response_model=List[TargetGroup], tags=["prometheus"])
@@ -208,14 +225,20 @@ def create_app(state: ServiceState) -> FastAPI:
         return state.inventory.file_sd(mode)
 
     @app.get("/probe", tags=["prometheus"], response_class=Response,
+             dependencies=[Depends(prober)],
              responses={200: {"content": {EXPOSITION: {}}, "description": "metrics"},
+                        401: {"description": "bad token (with --probe-token-file)"},
                         404: {"description": "no such board"}})
     async def probe(
         target: Annotated[str, Query(min_length=1, max_length=63, description="board name")],
         scrape_timeout: Annotated[float | None, Header(
             alias="X-Prometheus-Scrape-Timeout-Seconds", include_in_schema=False)] = None,
     ) -> Response:
-        """Read ``target`` over SSH/telnet now; ``board_probe_success`` says if it worked."""
+        """Read ``target`` over SSH/telnet now; ``board_probe_success`` says if it worked.
+
+        While a probe of ``target`` runs, more requests for it wait for that one instead
+        of taking workers of their own, so a flood of probes of a dead board holds at
+        most one worker; a board in connection backoff answers at once."""
         try:
             board = state.inventory.get(target)
         except InventoryError as e:
@@ -225,15 +248,32 @@ def create_app(state: ServiceState) -> FastAPI:
             timeout = min(timeout, max(0.1, scrape_timeout - 0.5))
         started = time.monotonic()
         deadline = started + timeout
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(state.executor, state.prober.probe, board, deadline)
+        job = state.inflight.get(target)
+        if job is None:
+            job = asyncio.get_running_loop().run_in_executor(
+                state.executor, state.prober.probe, board, deadline)
+            state.inflight[target] = job
+            job.add_done_callback(lambda _: state.inflight.pop(target, None))
+        else:
+            service_metrics.PROBES_SHARED.labels(target).inc()
         try:
-            body = await asyncio.wait_for(job, timeout + 0.5)
+            body = await asyncio.wait_for(asyncio.shield(job), timeout + 0.5)
         except TimeoutError:
             body = render([], False, time.monotonic() - started)
+        service_metrics.PROBES.labels(target).inc()
+        service_metrics.PROBE_DURATION.labels(target).observe(time.monotonic() - started)
+        if b"\nboard_probe_success 1.0\n" not in body:
+            service_metrics.PROBE_FAILURES.labels(target).inc()
         return Response(body, media_type=EXPOSITION)
 
     return app
+
+
+def _check(creds: HTTPAuthorizationCredentials | None, token: str) -> None:
+    if creds is None or not hmac.compare_digest(
+            creds.credentials.encode("utf-8", "replace"), token.encode()):
+        raise HTTPException(401, "missing or wrong bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
 def _stamp(path: str | None) -> tuple[float, int, int] | None:

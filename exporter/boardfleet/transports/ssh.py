@@ -6,12 +6,15 @@ it started once.
 """
 
 import logging
+import os
 import socket
 import time
+from typing import Any
 
 import paramiko
 
 from boardfleet.inventory import Board
+from boardfleet.ssh import fingerprint
 from boardfleet.transports import Frame, Session, TransportError
 from boardfleet.transports.secrets import Credentials
 
@@ -78,11 +81,17 @@ def _read_until(chan: paramiko.Channel, frame: Frame, deadline: float) -> bytes:
 
 def connect_ssh(board: Board, creds: Credentials, timeout: float,
                 known_hosts: str | None = None) -> SSHSession:
-    """Log in to ``board``; host keys are checked against ``known_hosts`` when given."""
+    """Log in to ``board``; host keys are checked against ``known_hosts`` when given
+    (``None`` accepts any key: ``serve --insecure-accept-any-host-key`` only)."""
     client = paramiko.SSHClient()
     if known_hosts:
-        client.load_host_keys(known_hosts)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            if os.path.exists(known_hosts):  # created by agent install; none known yet
+                client.load_host_keys(known_hosts)
+        except (OSError, paramiko.SSHException) as e:
+            raise TransportError("%s: cannot read known_hosts %s: %s"
+                                 % (board.name, known_hosts, e)) from None
+        client.set_missing_host_key_policy(_Refuse(known_hosts))
     else:
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
@@ -94,6 +103,15 @@ def connect_ssh(board: Board, creds: Credentials, timeout: float,
             password=creds.password, key_filename=creds.key_file, timeout=timeout,
             banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
             allow_agent=False, look_for_keys=False)
+    except paramiko.BadHostKeyException as e:
+        client.close()
+        raise TransportError(
+            "%s: host key CHANGED: %s has %s, the board offers %s; refusing to log in"
+            % (board.name, known_hosts, fingerprint(e.expected_key), fingerprint(e.key))
+        ) from None
+    except _UnknownHostKey as e:
+        client.close()
+        raise TransportError("%s: %s" % (board.name, e)) from None
     except paramiko.AuthenticationException:
         client.close()
         raise TransportError("%s: SSH login refused" % board.name) from None
@@ -102,6 +120,23 @@ def connect_ssh(board: Board, creds: Credentials, timeout: float,
         raise TransportError("%s: cannot connect over SSH: %s"
                              % (board.name, _reason(e))) from None
     return SSHSession(board.name, client)
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    pass
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):
+    """Refuse boards missing from known_hosts, saying which key they offered."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        raise _UnknownHostKey(
+            "host key of %s (%s %s) is not in %s; refusing to log in (add it with "
+            "'boardfleet agent install --accept-new-host-key' or ssh-keyscan)"
+            % (hostname, key.get_name(), fingerprint(key), self.path))
 
 
 def _reason(e: Exception) -> str:
