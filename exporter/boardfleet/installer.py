@@ -23,7 +23,7 @@ from boardfleet import board_probe
 from boardfleet.board_probe import Probe
 from boardfleet.bundle import sha256
 from boardfleet.inventory import Board
-from boardfleet.ssh import Connection, SSHError
+from boardfleet.ssh import Connection, Result, SSHError
 
 SERVICE = "boardfleet-agent"
 q = shlex.quote
@@ -46,7 +46,8 @@ class Outcome:
     """What happened on one board."""
 
     board: str
-    action: str  # installed | unchanged | upgraded | agentless | uninstalled | failed
+    # installed | unchanged | upgraded | agentless | uninstalled | failed | interrupted
+    action: str
     changed: list[str] = field(default_factory=list)
     detail: str = ""
     error: StepError | None = None
@@ -268,6 +269,13 @@ class BoardInstaller:
             raise StepError(step, "remote command exited %d" % r.exit, r.stderr or r.stdout)
         return r.stdout
 
+    def _run(self, step: str, command: str, timeout: float = 60.0) -> "Result":
+        """``conn.run`` with a lost connection as this step's :class:`StepError`."""
+        try:
+            return self.conn.run(command, timeout=timeout)
+        except SSHError as e:
+            raise StepError(step, str(e)) from None
+
     def detect(self) -> Probe:
         self.probe = board_probe.parse(self.sh("probe", board_probe.command(self.sysroot)))
         init = self.opts.init if self.opts.init != "auto" else self.probe.init
@@ -355,13 +363,20 @@ class BoardInstaller:
         deadline = time.monotonic() + self.opts.health_timeout
         last = ""
         while time.monotonic() < deadline:
-            r = self.conn.run(check, timeout=10)
+            try:
+                r = self.conn.run(check, timeout=10)
+            except SSHError as e:
+                raise StepError("health", str(e)) from None
             want = 'agent_version="%s"' % version if version else "board_info{"
             if r.exit == 0 and want in r.stdout:
                 return r.stdout.strip()
             last = r.stderr or r.stdout
             time.sleep(0.3)
-        log = self.conn.run("tail -n 20 %s 2>/dev/null" % q(self.lay.log), timeout=10).stdout
+        try:
+            log = self.conn.run("tail -n 20 %s 2>/dev/null" % q(self.lay.log),
+                                timeout=10).stdout
+        except SSHError:
+            log = ""
         raise StepError("health", "%s did not answer with agent %s within %.0fs"
                         % (url, version or "(any)", self.opts.health_timeout), log or last)
 
@@ -446,7 +461,7 @@ class BoardInstaller:
         up = self.running()
         version = ""
         if self.probe.python_ok():
-            r = self.conn.run("%s -c %s %s" % (
+            r = self._run("version", "%s -c %s %s" % (
                 q(self.probe.python),
                 q("import sys,zipfile,re;t=zipfile.ZipFile(sys.argv[1]).read("
                   "'boardfleet_agent/__init__.py').decode();"

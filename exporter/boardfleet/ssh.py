@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shlex
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from boardfleet.inventory import atomic_write
 _TARGET = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]\s]+\]|[^:@\s\[\]]+)"
                      r"(?::(?P<port>\d{1,5}))?$")
 _save_lock = threading.Lock()
+# A board silent this long (no answer, unacknowledged data) is dead: the step fails.
+DEAD_AFTER = 15.0
 
 
 class SSHError(RuntimeError):
@@ -93,7 +96,8 @@ class Connection:
     def __init__(self, host: str, port: int = 22, user: str = "root", *,
                  known_hosts: str | None = None, accept_new: bool = False,
                  fingerprint: str | None = None, key_filename: str | None = None,
-                 password: str | None = None, timeout: float = 10.0) -> None:
+                 password: str | None = None, timeout: float = 10.0,
+                 dead_after: float = DEAD_AFTER) -> None:
         self.host, self.port, self.user = host, port, user
         client = paramiko.SSHClient()
         pinned = fingerprint if fingerprint else None
@@ -106,9 +110,15 @@ class Connection:
                 client._host_keys_filename = None  # never rewrite it through paramiko
         client.set_missing_host_key_policy(_Policy(pinned, accept_new, known_hosts))
         try:
+            sock = open_socket(host, port, timeout, dead_after)
+        except OSError as e:
+            client.close()
+            raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+        try:
             client.connect(host, port=port, username=user, key_filename=key_filename,
                            password=password, timeout=timeout, banner_timeout=timeout,
-                           auth_timeout=timeout, allow_agent=True, look_for_keys=True)
+                           auth_timeout=timeout, allow_agent=True, look_for_keys=True,
+                           sock=sock)
         except paramiko.BadHostKeyException as e:
             client.close()
             raise HostKeyError(
@@ -124,8 +134,10 @@ class Connection:
             raise SSHError("authentication as %s@%s failed: %s" % (user, host, e)) from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
-            raise SSHError("cannot connect to %s:%d: %s" % (host, port, e or type(e).__name__)
-                           ) from None
+            raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(max(1, int(dead_after / 3)))
         self.client = client
         self.timeout = timeout
 
@@ -134,7 +146,10 @@ class Connection:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise SSHError("connection to %s is closed" % self.host)
-        chan = transport.open_session(timeout=self.timeout)
+        try:
+            chan = transport.open_session(timeout=self.timeout)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise SSHError("connection to %s lost: %s" % (self.host, _why(e))) from None
         try:
             chan.settimeout(timeout)
             chan.exec_command(command)
@@ -156,11 +171,15 @@ class Connection:
                         break
                     if time.monotonic() > deadline:
                         raise TimeoutError
+                    if not transport.is_active():
+                        raise EOFError("the board stopped answering")
                     chan.status_event.wait(0.01)
             code = chan.recv_exit_status()
         except TimeoutError:
             raise SSHError("command on %s timed out after %.0fs: %s"
                            % (self.host, timeout, command[:80])) from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise SSHError("connection to %s lost: %s" % (self.host, _why(e))) from None
         finally:
             chan.close()
         return Result(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
@@ -178,6 +197,35 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_socket(host: str, port: int, timeout: float, dead_after: float) -> socket.socket:
+    """A TCP connection that notices a dead board in about ``dead_after`` seconds.
+
+    Keepalive probes find a silent peer while we wait for output; ``TCP_USER_TIMEOUT``
+    aborts when sent data (an upload) stays unacknowledged, instead of the kernel's
+    default of about 15 minutes of retransmissions.
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle = max(1, int(dead_after / 3))
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", idle), ("TCP_KEEPCNT", 2),
+                       ("TCP_USER_TIMEOUT", int(dead_after * 1000))):
+        if hasattr(socket, opt):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    return sock
+
+
+def _why(e: BaseException) -> str:
+    """An exception as words: 'Connection refused', 'timed out', not '[Errno None]'."""
+    if isinstance(e, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip()
+    if isinstance(e, EOFError) or not text:
+        return text or "the connection closed (board rebooted or sshd died)"
+    return text
 
 
 def fingerprint_of(key: paramiko.PKey | None) -> str:

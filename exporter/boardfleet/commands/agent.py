@@ -137,6 +137,8 @@ def _main(args: argparse.Namespace) -> int:
         if o.action == "agentless":
             sys.stdout.write("%s has no usable python3: registered for agentless collection "
                              "(mode: agentless) in %s\n" % (o.board, args.inventory))
+    if any(o.action == "interrupted" for o in outcomes):
+        return 130
     return 1 if any(o.action == "failed" for o in outcomes) else 0
 
 

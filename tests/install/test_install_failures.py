@@ -1,0 +1,110 @@
+"""`boardfleet agent install` when a board dies mid-install or the user presses Ctrl-C.
+
+Two namespace boards: ``ok0`` and ``dies0``. On ``dies0`` the ``chmod`` that follows
+the first upload is replaced: it takes the board's network link down (the board
+"dies": no RST, packets vanish) or just hangs. The fleet run must notice the dead
+board in seconds through SSH/TCP keepalive, report it alone with its step, finish and
+register the healthy board; Ctrl-C must end the run at once with what finished
+recorded. Bounds below are generous "did not hang" limits, not timings.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from support.boards import BoardSpec, FakeBoard, boards
+
+from boardfleet import bundle
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
+
+
+def board_link(board: FakeBoard) -> str:
+    out = board.netns_exec("ip", "-o", "link", "show").stdout
+    return next(ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()
+                if ": lo:" not in ln)
+
+
+def replace_chmod(board: FakeBoard, body: str) -> None:
+    chmod = board.bin_dir / "chmod"
+    chmod.unlink()
+    chmod.write_text("#!/bin/sh\n" + body)
+    chmod.chmod(0o755)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    work = tmp_path_factory.mktemp("dies")
+    with boards([BoardSpec("ok0"), BoardSpec("dies0")]) as bs:
+        inv = {"boards": [{
+            "name": b.name, "host": b.address, "sysroot": str(b.sysroot),
+            "install": {"prefix": str(b.prefix), "listen": "%s:9776" % b.address}}
+            for b in bs]}
+        (work / "boards.yml").write_text(yaml.safe_dump(inv))
+        (work / "known_hosts").write_text("".join(b.known_hosts_line + "\n" for b in bs))
+        bundle.write(str(work / "agent.pyz"), bundle.build())
+        yield work, bs
+
+
+def start(work: Path, key: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*CLI, "agent", "install", "-i", str(work / "boards.yml"), "--identity", str(key),
+         "--targets-dir", str(work / "targets"), "--bundle", str(work / "agent.pyz"),
+         "--health-timeout", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_board_dying_mid_install_fails_alone(fleet):
+    work, (ok, dies) = fleet
+    link = board_link(dies)
+    replace_chmod(dies, "/usr/sbin/ip link set dev %s down\nexec %s/sleep 600\n"
+                  % (link, dies.bin_dir))
+    proc = start(work, ok.client_key)
+    try:
+        out, _ = proc.communicate(timeout=120)  # before the fix: 300 s upload timeout
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        dies.netns_exec("ip", "link", "set", "dev", link, "up")
+    assert proc.returncode == 1, out
+    assert "] ok0: installed" in out and "] dies0: failed (upload agent.pyz)" in out, out
+    assert "dies0 failed at step upload agent.pyz: connection to %s lost" % dies.address \
+        in out, out
+    assert "2 boards, 1 ok, 1 failed" in out
+    sd = json.loads((work / "targets" / "boards.json").read_text())
+    assert {g["labels"]["board"] for g in sd} == {"ok0", "dies0"}  # dies0: listed before
+
+
+def test_ctrl_c_stops_at_once_and_records_what_finished(fleet):
+    work, (ok, dies) = fleet
+    replace_chmod(dies, "exec %s/sleep 600\n" % dies.bin_dir)  # hangs, link stays up
+    (work / "targets" / "boards.json").unlink()
+    proc = start(work, ok.client_key)
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "] ok0: " in line:
+                break
+        time.sleep(1)  # dies0 is now inside its hanging upload
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "interrupted: 1 of 2 boards finished" in out, out
+    assert "dies0 failed at step interrupted: stopped by Ctrl-C while in progress" in out
+    sd = json.loads((work / "targets" / "boards.json").read_text())
+    assert "ok0" in {g["labels"]["board"] for g in sd}
