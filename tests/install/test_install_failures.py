@@ -8,6 +8,7 @@ register the healthy board; Ctrl-C must end the run at once with what finished
 recorded. Bounds below are generous "did not hang" limits, not timings.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -108,3 +109,82 @@ def test_ctrl_c_stops_at_once_and_records_what_finished(fleet):
     assert "dies0 failed at step interrupted: stopped by Ctrl-C while in progress" in out
     sd = json.loads((work / "targets" / "boards.json").read_text())
     assert "ok0" in {g["labels"]["board"] for g in sd}
+
+
+def restore_chmod(board: FakeBoard) -> None:
+    chmod = board.bin_dir / "chmod"
+    chmod.unlink()
+    chmod.symlink_to("/usr/bin/busybox")
+
+
+def install(work: Path, key: Path, target: FakeBoard, *extra: str) -> tuple[int, str]:
+    r = subprocess.run(
+        [*CLI, "agent", "install", "root@%s" % target.address, "--name", target.name,
+         "-i", str(work / "boards.yml"), "--identity", str(key), "--targets-dir",
+         str(work / "targets"), "--health-timeout", "8", *extra],
+        capture_output=True, text=True, timeout=180)
+    return r.returncode, r.stdout + r.stderr
+
+
+def built(work: Path, version: str, broken: bool = False) -> str:
+    from test_agent_install import built_bundle
+
+    path = work / (version + ".pyz")
+    return str(path if path.exists() else built_bundle(work, version, broken))
+
+
+def test_failed_first_install_is_removed(fleet):
+    work, (ok, dies) = fleet
+    restore_chmod(dies)
+    code, out = install(work, ok.client_key, dies, "--bundle", built(work, "0.0.7", True))
+    assert code == 1 and "the failed first install was removed" in out, out
+    assert [p for p in dies.prefix.rglob("*") if p.is_file()] == []
+    procs = dies.netns_exec("ip", "netns", "pids", dies.netns).stdout.split()
+    cmdlines = []
+    for pid in procs:
+        with contextlib.suppress(FileNotFoundError):  # exited meanwhile
+            cmdlines.append(Path("/proc/%s/cmdline" % pid).read_bytes())
+    assert not [c for c in cmdlines if b"agent.pyz\x00--config" in c]  # no agent runs
+
+
+def test_no_silent_downgrade(fleet):
+    work, (ok, _) = fleet
+    old = built(work, "0.0.1")
+    code, out = install(work, ok.client_key, ok, "--bundle", old)
+    assert code == 1 and "newer than this bundle's 0.0.1; pass --allow-downgrade" in out, out
+    assert "step version" in out
+    code, out = install(work, ok.client_key, ok, "--bundle", old, "--allow-downgrade")
+    assert code == 0 and "ok0: upgraded" in out, out
+    assert not (ok.prefix / "opt/boardfleet/agent.pyz.prev").exists()
+
+
+def test_crash_looping_agent_is_reported(fleet):
+    work, (ok, _) = fleet
+    init = ok.prefix / "etc/init.d/S99boardfleet-agent"
+    assert ok.ssh("%s stop" % init).returncode == 0
+    squatter = subprocess.Popen(  # the agent's port is taken: it exits and respawns
+        ["ip", "netns", "exec", ok.netns, sys.executable, "-m", "http.server", "--bind",
+         ok.address, "9776"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        assert ok.ssh("%s start" % init).returncode == 0
+        code, out = install(work, ok.client_key, ok, "--bundle", built(work, "0.0.1"))
+    finally:
+        squatter.terminate()
+        squatter.wait(10)
+    assert code == 1 and "crash-looping" in out and "unchanged" not in out, out
+    assert "Address already in use" in out or "address already in use" in out.lower(), out
+
+
+def test_python_gone_never_turns_an_agent_board_agentless(fleet):
+    work, (ok, _) = fleet
+    python = ok.bin_dir / "python3"
+    python.unlink()
+    try:
+        code, out = install(work, ok.client_key, ok, "--bundle", built(work, "0.0.1"))
+    finally:
+        python.symlink_to("/usr/bin/python3")
+    assert code == 1 and "but the agent is installed at" in out, out
+    modes = {b["name"]: b.get("mode", "agent")
+             for b in yaml.safe_load((work / "boards.yml").read_text())["boards"]}
+    assert modes["ok0"] == "agent"

@@ -64,6 +64,8 @@ def _common(a: argparse.ArgumentParser) -> None:
                    help="Prometheus file SD directory (default %s)" % DEFAULT_TARGETS)
     a.add_argument("--jobs", type=int, default=8, help="boards in parallel (default 8)")
     a.add_argument("--health-timeout", type=float, default=20.0, metavar="SECONDS")
+    a.add_argument("--allow-downgrade", action="store_true",
+                   help="install/upgrade even if the board runs a newer agent")
     a.add_argument("--prometheus", metavar="URL", help="status: read last scrape from here")
 
 
@@ -106,7 +108,8 @@ def _main(args: argparse.Namespace) -> int:
     password = getpass.getpass("SSH password: ") if args.ask_password else None
     known = args.known_hosts or os.path.join(os.path.dirname(os.path.abspath(args.inventory)),
                                              "known_hosts")
-    opts = Options(bundle=data, health_timeout=args.health_timeout, init=args.init)
+    opts = Options(bundle=data, health_timeout=args.health_timeout, init=args.init,
+                   allow_downgrade=args.allow_downgrade)
     if args.action == "status":
         return _status(args, boards, known, password)
 
