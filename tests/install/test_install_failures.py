@@ -188,3 +188,34 @@ def test_python_gone_never_turns_an_agent_board_agentless(fleet):
     modes = {b["name"]: b.get("mode", "agent")
              for b in yaml.safe_load((work / "boards.yml").read_text())["boards"]}
     assert modes["ok0"] == "agent"
+
+
+def test_full_filesystem_refuses_upgrade_before_writing(fleet):
+    """A small tmpfs as the board's install root: room for one bundle, not for two.
+
+    It is mounted in the board's own mount namespace (``ip netns exec`` gave sshd one).
+    """
+    work, (ok, dies) = fleet
+    assert dies.sshd is not None
+    in_board = ["nsenter", "-t", str(dies.sshd.pid), "-m", "--"]
+    current = (work / "agent.pyz").stat().st_size
+    size = current + current // 2 + 96 * 1024
+    subprocess.run([*in_board, "mount", "-t", "tmpfs", "-o", "size=%d" % size, "bftest-full",
+                    str(dies.prefix)], check=True, timeout=30)
+
+    def files() -> list[str]:
+        return sorted(dies.ssh("find %s" % dies.prefix).stdout.split())
+
+    try:
+        code, out = install(work, ok.client_key, dies, "--bundle", str(work / "agent.pyz"))
+        assert code == 0, out
+        assert "bftest-full" in dies.ssh("df -Pk %s" % dies.prefix).stdout
+        before = files()
+        code, out = install(work, ok.client_key, dies, "--bundle", built(work, "99.0.0"))
+        assert code == 1 and "step space" in out and "nothing was changed" in out, out
+        assert files() == before
+        init = dies.prefix / "etc/init.d/S99boardfleet-agent"
+        assert dies.ssh("%s status" % init).returncode == 0  # the old agent still runs
+        dies.ssh("%s stop" % init)
+    finally:
+        subprocess.run([*in_board, "umount", "-l", str(dies.prefix)], timeout=30)
