@@ -129,9 +129,18 @@ class Connection:
         except HostKeyError:
             client.close()
             raise
+        except paramiko.PasswordRequiredException:
+            client.close()
+            raise SSHError("the key %s is encrypted: add it to ssh-agent (ssh-add) or use "
+                           "an unencrypted deploy key" % (key_filename or "in ~/.ssh")
+                           ) from None
         except paramiko.AuthenticationException as e:
             client.close()
-            raise SSHError("authentication as %s@%s failed: %s" % (user, host, e)) from None
+            hint = "" if key_filename or password else (
+                " (no key given: pass --identity KEY, load one into ssh-agent, or use "
+                "--ask-password)")
+            raise SSHError("authentication as %s@%s failed: %s%s"
+                           % (user, host, _why(e), hint)) from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
             raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None

@@ -105,7 +105,26 @@ def _main(args: argparse.Namespace) -> int:
         sys.stderr.write("boardfleet: no boards (give HOST or list boards in %s)\n"
                          % args.inventory)
         return 2
-    password = getpass.getpass("SSH password: ") if args.ask_password else None
+    ignored = [flag for flag, value in (
+        ("--name", args.name), ("--label", args.label), ("--platform", args.platform),
+        ("--agent-port", args.agent_port), ("--prefix", args.prefix),
+        ("--sysroot", args.sysroot), ("--listen", args.listen),
+        ("--host-key-fingerprint", args.host_key_fingerprint)) if value]
+    if ignored and not args.target:
+        sys.stderr.write("boardfleet: %s apply to one board: give [USER@]HOST, or set them "
+                         "per board in %s\n" % (", ".join(ignored), args.inventory))
+        return 2
+    password = None
+    if args.ask_password:
+        if not sys.stdin.isatty():
+            sys.stderr.write("boardfleet: --ask-password needs a terminal; use an SSH key "
+                             "(--identity KEY or ssh-agent) for unattended runs\n")
+            return 2
+        try:
+            password = getpass.getpass("SSH password: ")
+        except (EOFError, KeyboardInterrupt):
+            sys.stderr.write("\nboardfleet: no password given\n")
+            return 2
     known = args.known_hosts or os.path.join(os.path.dirname(os.path.abspath(args.inventory)),
                                              "known_hosts")
     opts = Options(bundle=data, health_timeout=args.health_timeout, init=args.init,
@@ -177,6 +196,7 @@ def _register(args: argparse.Namespace, boards: list[Board],
 def _status(args: argparse.Namespace, boards: list[Board], known: str,
             password: str | None) -> int:
     rows: dict[str, tuple[str, str, str, str]] = {}
+    reasons: dict[str, str] = {}
 
     def one(board: Board) -> Outcome:
         reach, version, service = "no", "-", "-"
@@ -188,7 +208,8 @@ def _status(args: argparse.Namespace, boards: list[Board], known: str,
                 st = BoardInstaller(conn, board, Options(bundle=b"")).status()
                 version, service = st["version"], st["service"]
         except StepError as e:
-            reach = "no (%s)" % e.message[:40]
+            reach = "no"
+            reasons[board.name] = e.message
         rows[board.name] = (reach, version, service + "/" + _http_up(board),
                             _last_scrape(args.prometheus, board.name))
         return Outcome(board.name, "ok")
@@ -198,6 +219,8 @@ def _status(args: argparse.Namespace, boards: list[Board], known: str,
     sys.stdout.write(fmt % ("BOARD", "REACHABLE", "VERSION", "SERVICE/HTTP", "LAST SCRAPE"))
     for b in boards:
         sys.stdout.write(fmt % ((b.name, *rows[b.name])))
+    for name, why in sorted(reasons.items()):
+        sys.stdout.write("\n%s unreachable: %s\n" % (name, why))
     return 0 if all(r[0] == "yes" for r in rows.values()) else 1
 
 
