@@ -8,7 +8,6 @@ the way a hung board behaves.
 import os
 import signal
 import threading
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List
@@ -17,6 +16,7 @@ import pytest
 import yaml
 from conftest import TOKEN, served, write_private
 from support.boards import BoardSpec, FakeBoard, boards
+from test_service import http
 
 from boardfleet.cli import main
 from boardfleet.inventory import Board
@@ -46,17 +46,6 @@ def hung(board: FakeBoard) -> Iterator[None]:
         os.kill(board.sshd.pid, signal.SIGCONT)
 
 
-def get(url: str, token: str | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def success(text: str) -> float:
     line = next(ln for ln in text.splitlines() if ln.startswith("board_probe_success "))
     return float(line.split()[1])
@@ -77,12 +66,12 @@ def test_flood_of_a_hung_board_does_not_starve_the_others(two_boards, tmp_path: 
     with served(inventory, tmp_path, "--secrets", str(secrets), "--timeout", "4",
                 "--concurrency", "4", "--probe-token-file", str(probe_token)) as base, \
             hung(dead):
-        assert get(base + "/probe?target=ok0")[0] == 401  # the token is required
+        assert http("GET", base + "/probe?target=ok0")[0] == 401  # the token is required
         results: List[float] = []
         lock = threading.Lock()
 
         def flood() -> None:
-            status, text = get(base + "/probe?target=hung0", TOKEN)
+            status, text = http("GET", base + "/probe?target=hung0", token=TOKEN)
             with lock:
                 results.append(success(text) if status == 200 else -1)
 
@@ -90,12 +79,12 @@ def test_flood_of_a_hung_board_does_not_starve_the_others(two_boards, tmp_path: 
         for t in threads:
             t.start()
         # While the flood waits on the hung board, the healthy board is read.
-        status, text = get(base + "/probe?target=ok0", TOKEN)
+        status, text = http("GET", base + "/probe?target=ok0", token=TOKEN)
         assert status == 200 and success(text) == 1.0, text[-500:]
         for t in threads:
             t.join(120)
         assert results == [0.0] * FLOOD
-        metrics = get(base + "/metrics")[1]
+        metrics = http("GET", base + "/metrics")[1]
     shared = [ln for ln in metrics.splitlines()
               if ln.startswith('boardfleet_probes_shared_total{board="hung0"}')]
     assert shared and float(shared[0].split()[1]) >= 1, metrics

@@ -8,13 +8,13 @@ known_hosts are readable by other users whatever the umask; bad files give an
 
 import json
 import multiprocessing
-import os
 import stat
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.files import strict_umask  # noqa: F401 (fixture)
 
 from boardfleet.cli import main
 from boardfleet.inventory import Board, InventoryError, editing, load
@@ -32,20 +32,12 @@ boards:
 """
 
 
-@pytest.fixture
-def umask077():
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_cli_add_and_remove_keep_comments_mode_and_targets(tmp_path: Path, umask077, capsys):
+@pytest.mark.usefixtures("strict_umask")
+def test_cli_add_and_remove_keep_comments_mode_and_targets(tmp_path: Path, capsys):
     inv, targets = tmp_path / "boards.yml", tmp_path / "targets"
     inv.write_text(HAND_WRITTEN)
     inv.chmod(0o640)
@@ -97,7 +89,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path):
     assert len(load(path)) == 45
 
 
-def test_known_hosts_written_readable(tmp_path: Path, umask077):
+@pytest.mark.usefixtures("strict_umask")
+def test_known_hosts_written_readable(tmp_path: Path):
     from boardfleet.ssh import _Policy
 
     class Key:

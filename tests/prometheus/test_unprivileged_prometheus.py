@@ -20,6 +20,7 @@ import pytest
 import yaml
 from support.agent import served_agent
 from support.boards import BoardSpec, boards
+from support.files import strict_umask  # noqa: F401 (fixture)
 from support.net import free_port, wait_http
 from support.paths import FIXTURES, REPO
 
@@ -51,22 +52,14 @@ def project():
     """A lab checkout: /tmp/...-project/{boards.yml, prometheus/} readable by all."""
     base = Path(tempfile.mkdtemp(prefix="bf-unpriv-"))
     base.chmod(0o755)
-    (base / "prometheus").mkdir(mode=0o755)
+    (base / "prometheus").mkdir()
+    (base / "prometheus").chmod(0o755)  # a checkout, whatever the test's umask
     (base / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config()))
     (base / "prometheus" / "prometheus.yml").chmod(0o644)
     try:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def strict_umask():
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def run_as_prometheus(project: Path) -> tuple[str, subprocess.Popen]:
@@ -96,8 +89,8 @@ def up_by_board(url: str) -> dict[str, str]:
     return {s["metric"].get("board", "?"): s["value"][1] for s in result}
 
 
-def test_debian_prometheus_as_its_user_scrapes_registered_boards(project: Path,
-                                                                   strict_umask, capsys):
+@pytest.mark.usefixtures("strict_umask")
+def test_debian_prometheus_as_its_user_scrapes_registered_boards(project: Path, capsys):
     inventory = project / "boards.yml"
     targets = project / "prometheus" / "targets"
     pyz = project / "agent.pyz"
