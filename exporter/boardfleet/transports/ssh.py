@@ -100,7 +100,7 @@ def connect_ssh(board: Board, creds: Credentials, timeout: float,
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.connect(
             board.host, port=board.port, sock=sock, username=creds.user or board.user,
-            password=creds.password, key_filename=creds.key_file, timeout=timeout,
+            password=creds.secret(), key_filename=creds.key_file, timeout=timeout,
             banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
             allow_agent=False, look_for_keys=False)
     except paramiko.BadHostKeyException as e:
