@@ -29,25 +29,43 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List
+from typing import Annotated, Any, Dict, Iterable, List, Literal
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.tokens import CommentToken
+from typing_extensions import TypedDict
 
 from boardfleet_agent.config import DEFAULT_PORT
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 SYSROOT_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
-LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-PLATFORMS = ("auto", "hisi", "horizon", "snapdragon", "generic")
-MODES = ("agent", "agentless")
-TRANSPORTS = ("ssh", "telnet")
-INSTALL_KEYS = ("prefix", "listen")
+Platform = Literal["auto", "hisi", "horizon", "snapdragon", "generic"]
 # Labels the inventory sets itself; user labels may not override them.
 RESERVED_LABELS = ("board", "platform", "mode", "instance", "job")
+# A Prometheus label name, not one of the reserved ``__`` names.
+LabelName = Annotated[str, StringConstraints(
+    pattern=r"^(?:[a-zA-Z][a-zA-Z0-9_]*|_[a-zA-Z0-9][a-zA-Z0-9_]*)$")]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+
+
+class Install(TypedDict, total=False):
+    """Agent install settings of a board (a plain dict in code)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    prefix: Annotated[str, StringConstraints(pattern=r"^/[^\n\r\x00]*$")]
+    listen: Annotated[str, StringConstraints(pattern=r"^[^\n\r\x00]+$")]
 
 
 class InventoryError(ValueError):
@@ -58,57 +76,70 @@ class InventoryConflict(InventoryError):
     """The board's name or agent address is already registered."""
 
 
-@dataclass
-class Board:
-    name: str
-    host: str
-    port: int = 22
-    user: str = "root"
-    platform: str = "auto"
-    mode: str = "agent"
-    transport: str = "ssh"
-    agent_port: int = DEFAULT_PORT
-    labels: Dict[str, str] = field(default_factory=dict)
-    # Agent install settings: prefix (default /; a test seam like sysroot), listen.
-    install: Dict[str, str] = field(default_factory=dict)
-    sysroot: str = "/"
+class Board(BaseModel):
+    """One board: the schema of an inventory entry, the API's body and the CLI's result.
 
-    def validate(self, where: str = "board") -> None:
-        w = "%s %r" % (where, self.name)
-        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
-            raise InventoryError("%s: name must be 1-63 letters, digits, '.', '_' or '-'" % w)
-        if not isinstance(self.host, str) or not self.host or any(c.isspace() for c in self.host):
-            raise InventoryError("%s: host must be a non-empty address without spaces" % w)
-        for key in ("port", "agent_port"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise InventoryError("%s: %s must be a TCP port (1-65535)" % (w, key))
-        if not isinstance(self.user, str) or not self.user:
-            raise InventoryError("%s: user must be a non-empty string" % w)
-        for key, allowed in (("platform", PLATFORMS), ("mode", MODES),
-                             ("transport", TRANSPORTS)):
-            if getattr(self, key) not in allowed:
-                raise InventoryError("%s: %s must be one of %s" % (w, key, ", ".join(allowed)))
-        if (not isinstance(self.sysroot, str) or not SYSROOT_RE.match(self.sysroot)
-                or "/../" in self.sysroot + "/"):
-            raise InventoryError("%s: sysroot must be an absolute path of plain characters" % w)
-        if not isinstance(self.labels, dict):
-            raise InventoryError("%s: labels must be a mapping" % w)
-        for k, v in self.labels.items():
-            if not isinstance(k, str) or not LABEL_RE.match(k) or k.startswith("__"):
-                raise InventoryError("%s: label name %r is not a Prometheus label name" % (w, k))
-            if k in RESERVED_LABELS:
-                raise InventoryError("%s: label %r is set by boardfleet itself" % (w, k))
-            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                raise InventoryError("%s: label %s must be a string" % (w, k))
-        self.labels = {k: str(v) for k, v in self.labels.items()}
-        if not isinstance(self.install, dict) or not set(self.install) <= set(INSTALL_KEYS):
-            raise InventoryError("%s: install may only set %s" % (w, ", ".join(INSTALL_KEYS)))
-        for k, v in self.install.items():
-            if not isinstance(v, str) or not v or any(c in v for c in "\n\r\x00"):
-                raise InventoryError("%s: install.%s must be a one-line string" % (w, k))
-            if k != "listen" and not v.startswith("/"):
-                raise InventoryError("%s: install.%s must be an absolute path" % (w, k))
+    Declared once; the YAML loader, ``boardfleet inventory``/``agent`` and the fleet
+    service's ``/boards`` all validate through it. Unknown keys are refused. Building
+    a board from bad values raises :class:`InventoryError` naming the board and key.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_RE.pattern, examples=["hi3516-rack1-03"])
+    host: str = Field(min_length=1, max_length=253, pattern=r"^\S+$",
+                      description="address or DNS name reached over SSH/telnet",
+                      examples=["10.20.0.13"])
+    port: Port = Field(22, description="SSH or telnet port")
+    user: str = Field("root", min_length=1, max_length=64)
+    platform: Platform = "auto"
+    mode: Literal["agent", "agentless"] = "agent"
+    transport: Literal["ssh", "telnet"] = Field("ssh", description="agentless only")
+    agent_port: Port = DEFAULT_PORT
+    labels: Dict[LabelName, str] = Field(default_factory=dict)
+    install: Install = Field(
+        default_factory=lambda: Install(), description="agent install settings: prefix "
+                                                       "(default /), listen (HOST:PORT)")
+    sysroot: str = Field("/", max_length=255, pattern=SYSROOT_RE.pattern,
+                         description="agentless: where the board's /proc and /sys are")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InventoryError("board %r: %s" % (data.get("name"), describe(e))) from None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_values(cls, value: Any) -> Any:
+        """Numbers in YAML (``rack: 3``) are the strings they were written as."""
+        if isinstance(value, dict):
+            return {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        else v) for k, v in value.items()}
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _not_reserved(cls, value: Dict[str, str]) -> Dict[str, str]:
+        for key in value:
+            if key in RESERVED_LABELS:
+                raise ValueError("label %r is set by boardfleet itself" % key)
+        return value
+
+    @field_validator("sysroot")
+    @classmethod
+    def _no_dotdot(cls, value: str) -> str:
+        if "/../" in value + "/":
+            raise ValueError("sysroot must not contain '..'")
+        return value
+
+    def validate(self, where: str = "board") -> None:  # type: ignore[override]
+        """Check values set after construction (the CLI sets attributes one by one)."""
+        try:
+            checked = Board.model_validate(self.model_dump())
+        except ValidationError as e:
+            raise InventoryError("%s %r: %s" % (where, self.name, describe(e))) from None
+        self.labels = checked.labels
 
     def target_labels(self) -> Dict[str, str]:
         """Labels Prometheus attaches to every series of this board."""
@@ -120,17 +151,29 @@ class Board:
     def from_dict(cls, data: Any, where: str) -> "Board":
         if not isinstance(data, dict):
             raise InventoryError("%s: each board must be a mapping" % where)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted((repr(k) if not isinstance(k, str) else k)
-                         for k in data if k not in known)
-        if unknown:
-            raise InventoryError("%s %r: unknown keys %s (known: %s)" % (
-                where, data.get("name"), ", ".join(unknown), ", ".join(sorted(known))))
-        if "name" not in data or "host" not in data:
-            raise InventoryError("%s: every board needs a name and a host" % where)
-        board = cls(**data)
-        board.validate(where)
-        return board
+        odd = [repr(k) for k in data if not isinstance(k, str)]
+        if odd:
+            raise InventoryError("%s %r: unknown key %s (known: %s)" % (
+                where, data.get("name"), ", ".join(odd), ", ".join(Board.model_fields)))
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise InventoryError("%s %r: %s" % (where, data.get("name"), describe(e))
+                                 ) from None
+
+
+def describe(e: ValidationError) -> str:
+    """Pydantic's errors as 'key: problem' phrases (unknown keys named as such)."""
+    out = []
+    for err in e.errors(include_url=False, include_input=False):
+        key = ".".join(str(k) for k in err["loc"]) or "entry"
+        if err["type"] == "extra_forbidden":
+            out.append("unknown key %s (known: %s)" % (key, ", ".join(Board.model_fields)))
+        elif err["type"] == "missing":
+            out.append("%s is required" % key)
+        else:
+            out.append("%s: %s" % (key, err["msg"].removeprefix("Value error, ")))
+    return "; ".join(out[:5])
 
 
 class Inventory:
@@ -177,7 +220,7 @@ class Inventory:
         return len(self.boards)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"boards": [_compact(asdict(b)) for b in self]}
+        return {"boards": [_compact(b) for b in self]}
 
     def save(self, path: str | None = None) -> None:
         """Write atomically (temp file + rename), so readers never see half a file.
@@ -189,7 +232,7 @@ class Inventory:
         if not path:
             raise InventoryError("no inventory path to save to")
         doc = self.document if self.document is not None else CommentedMap()
-        _merge(doc, [_compact(asdict(b)) for b in self])
+        _merge(doc, [_compact(b) for b in self])
         yml = _yaml()
         mapping, sequence, offset = self.indent
         yml.indent(mapping=mapping, sequence=sequence, offset=offset)
@@ -209,11 +252,11 @@ class Inventory:
         return groups
 
 
-def _compact(d: Dict[str, Any]) -> Dict[str, Any]:
-    """Drop keys still at their default, so saved files stay short and readable."""
-    defaults = Board(name="", host="")
-    return {k: v for k, v in d.items()
-            if k in ("name", "host") or v != getattr(defaults, k)}
+def _compact(board: Board) -> Dict[str, Any]:
+    """The board's keys not at their default, so saved files stay short and readable."""
+    return {k: v for k, v in board.model_dump().items()
+            if k in ("name", "host") or v != Board.model_fields[k].get_default(
+                call_default_factory=True)}
 
 
 def _yaml() -> YAML:

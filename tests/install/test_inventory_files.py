@@ -109,7 +109,7 @@ def test_known_hosts_written_readable(tmp_path: Path):
 
 
 @pytest.mark.parametrize("content, words", [
-    (b"boards:\n  - {name: a, host: h, 7: x}\n", "unknown keys 7"),
+    (b"boards:\n  - {name: a, host: h, 7: x}\n", "unknown key 7"),
     (b"boards:\n  - name: a\n    host: h\x00\n", "NUL"),
     (b"\xff\xfe\x00binary", "not UTF-8"),
     (b"boards:\n  - {name: a, host: h}\n  - {name: a, host: g}\n", "listed twice"),

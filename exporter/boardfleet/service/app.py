@@ -18,19 +18,16 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict
 from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import REGISTRY, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel
 
 from boardfleet import __version__
 from boardfleet import inventory as inventory_file
 from boardfleet.inventory import (
-    NAME_RE,
-    SYSROOT_RE,
     Board,
     Inventory,
     InventoryConflict,
@@ -38,45 +35,9 @@ from boardfleet.inventory import (
 )
 from boardfleet.probe import Prober, render
 from boardfleet.service import metrics as service_metrics
-from boardfleet_agent.config import DEFAULT_PORT
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("boardfleet.service")
-
-
-# A Prometheus label name, not one of the reserved ``__`` names.
-LabelName = Annotated[str, StringConstraints(
-    pattern=r"^(?:[a-zA-Z][a-zA-Z0-9_]*|_[a-zA-Z0-9][a-zA-Z0-9_]*)$")]
-
-
-class InstallIn(BaseModel):
-    """Agent install settings of a board (``boardfleet agent install`` uses them)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prefix: str | None = Field(None, pattern=r"^/[^\n\r\x00]*$",
-                               description="install root on the board (default /)")
-    listen: str | None = Field(None, pattern=r"^[^\n\r\x00]+$",
-                               description="agent listen HOST:PORT")
-
-
-class BoardIn(BaseModel):
-    """A board as the API accepts it (same fields and rules as an inventory entry)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=NAME_RE.pattern, examples=["hi3516-rack1-03"])
-    host: str = Field(min_length=1, max_length=253, pattern=r"^\S+$",
-                      examples=["10.20.0.13"])
-    port: int = Field(22, ge=1, le=65535)
-    user: str = Field("root", min_length=1, max_length=64)
-    platform: Literal["auto", "hisi", "horizon", "snapdragon", "generic"] = "auto"
-    mode: Literal["agent", "agentless"] = "agent"
-    transport: Literal["ssh", "telnet"] = "ssh"
-    agent_port: int = Field(DEFAULT_PORT, ge=1, le=65535)
-    labels: Dict[LabelName, str] = Field(default_factory=dict)
-    sysroot: str = Field("/", max_length=255, pattern=SYSROOT_RE.pattern)
-    install: InstallIn = Field(default_factory=lambda: InstallIn())
 
 
 class TargetGroup(BaseModel):
@@ -175,26 +136,25 @@ def create_app(state: ServiceState) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok", version=__version__, boards=len(state.inventory))
 
-    @app.get("/boards", response_model=List[BoardIn], tags=["inventory"])
-    def list_boards() -> List[Dict[str, Any]]:
-        return [asdict(b) for b in state.inventory]
+    @app.get("/boards", response_model=List[Board], tags=["inventory"])
+    def list_boards() -> List[Board]:
+        return list(state.inventory)
 
-    @app.get("/boards/{name}", response_model=BoardIn, tags=["inventory"],
+    @app.get("/boards/{name}", response_model=Board, tags=["inventory"],
              responses={404: {"description": "no such board"}})
-    def get_board(name: str) -> Dict[str, Any]:
+    def get_board(name: str) -> Board:
         try:
-            return asdict(state.inventory.get(name))
+            return state.inventory.get(name)
         except InventoryError as e:
             raise HTTPException(404, str(e)) from None
 
-    @app.post("/boards", response_model=BoardIn, status_code=201, tags=["inventory"],
+    @app.post("/boards", response_model=Board, status_code=201, tags=["inventory"],
               dependencies=[Depends(writer)],
               responses={401: {"description": "bad token"}, 403: {"description": "writes off"},
                          409: {"description": "name or agent address taken"},
                          422: {"description": "invalid board"}})
-    def add_board(body: BoardIn) -> Dict[str, Any]:
-        board = Board(**body.model_dump(exclude={"install"}),
-                      install=body.install.model_dump(exclude_none=True))
+    def add_board(body: Board) -> Board:
+        board = body
         with state.editing() as inv:
             try:
                 inv.add(board)
@@ -202,7 +162,7 @@ def create_app(state: ServiceState) -> FastAPI:
                 raise HTTPException(409, str(e)) from None
             except InventoryError as e:
                 raise HTTPException(422, str(e)) from None
-        return asdict(board)
+        return board
 
     @app.delete("/boards/{name}", status_code=204, tags=["inventory"],
                 dependencies=[Depends(writer)],
