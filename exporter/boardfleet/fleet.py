@@ -101,6 +101,13 @@ def summary(outcomes: list[Outcome], out: TextIO | None = None) -> None:
                                                    failed))
 
 
+def targets_dir(inventory_path: str, given: str | None) -> str:
+    """``--targets-dir``, by default ``prometheus/targets`` next to the inventory (the
+    repository layout: ``boards.yml`` at the top, Prometheus' file SD below it)."""
+    return given or os.path.join(os.path.dirname(os.path.abspath(inventory_path)),
+                                 "prometheus", "targets")
+
+
 def write_file_sd(inventory: Inventory, directory: str) -> str:
     """Write ``<directory>/boards.json`` (agent-mode boards) atomically; return its path.
 

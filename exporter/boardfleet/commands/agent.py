@@ -20,7 +20,6 @@ from boardfleet.inventory import Board, Inventory, InventoryError, editing, load
 from boardfleet.ssh import parse_target
 
 DEFAULT_INVENTORY = "boards.yml"
-DEFAULT_TARGETS = "prometheus/targets"
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -60,8 +59,9 @@ def _common(a: argparse.ArgumentParser) -> None:
     a.add_argument("--host-key-fingerprint", metavar="SHA256:...",
                    help="pin the board's host key (single board)")
     a.add_argument("--bundle", metavar="FILE", help="agent bundle (default: built here)")
-    a.add_argument("--targets-dir", default=DEFAULT_TARGETS, metavar="DIR",
-                   help="Prometheus file SD directory (default %s)" % DEFAULT_TARGETS)
+    a.add_argument("--targets-dir", metavar="DIR",
+                   help="Prometheus file SD directory (default: prometheus/targets next "
+                        "to the inventory)")
     a.add_argument("--jobs", type=int, default=8, help="boards in parallel (default 8)")
     a.add_argument("--health-timeout", type=float, default=20.0, metavar="SECONDS")
     a.add_argument("--allow-downgrade", action="store_true",
@@ -190,7 +190,7 @@ def _register(args: argparse.Namespace, boards: list[Board],
                 inv.remove(board.name)
                 sys.stdout.write("%s: removed from %s and from the scrape targets\n"
                                  % (board.name, args.inventory))
-        fleet.write_file_sd(inv, args.targets_dir)
+        fleet.write_file_sd(inv, fleet.targets_dir(args.inventory, args.targets_dir))
 
 
 def _status(args: argparse.Namespace, boards: list[Board], known: str,

@@ -8,12 +8,11 @@ Changes keep the file's comments and mode, take the inventory lock (shared with
 import argparse
 import sys
 
-from boardfleet.fleet import write_file_sd
+from boardfleet.fleet import targets_dir, write_file_sd
 from boardfleet.inventory import Board, InventoryError, editing, load
 from boardfleet_agent.config import DEFAULT_PORT
 
 DEFAULT_INVENTORY = "boards.yml"
-DEFAULT_TARGETS = "prometheus/targets"
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -21,9 +20,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
                        description="Manage the board inventory (a YAML file).")
     p.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY, metavar="FILE",
                    help="inventory file (default %s)" % DEFAULT_INVENTORY)
-    p.add_argument("--targets-dir", default=DEFAULT_TARGETS, metavar="DIR",
+    p.add_argument("--targets-dir", metavar="DIR",
                    help="Prometheus file SD directory kept in sync with the inventory "
-                        "(default %s)" % DEFAULT_TARGETS)
+                        "(default: prometheus/targets next to the inventory)")
     isub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = isub.add_parser("list", help="print the boards")
     ls.set_defaults(func=_list)
@@ -67,7 +66,7 @@ def _add(args: argparse.Namespace) -> int:
             inv.add(Board(name=args.name, host=args.host, port=args.port, user=args.user,
                           platform=args.platform, mode=args.mode, transport=args.transport,
                           agent_port=args.agent_port, labels=labels))
-            targets = write_file_sd(inv, args.targets_dir)
+            targets = write_file_sd(inv, targets_dir(args.inventory, args.targets_dir))
     except (InventoryError, OSError) as e:
         sys.stderr.write("boardfleet: %s\n" % e)
         return 2
@@ -79,7 +78,7 @@ def _remove(args: argparse.Namespace) -> int:
     try:
         with editing(args.inventory) as inv:
             inv.remove(args.name)
-            targets = write_file_sd(inv, args.targets_dir)
+            targets = write_file_sd(inv, targets_dir(args.inventory, args.targets_dir))
     except (InventoryError, OSError) as e:
         sys.stderr.write("boardfleet: %s\n" % e)
         return 2
