@@ -1,5 +1,9 @@
 """SSH to a board with paramiko: host-key policy, commands, uploads.
 
+:func:`open_client` is the one way boardfleet opens SSH to a board: ``agent install``
+(:class:`Connection`, exec channels) and the fleet service's probes
+(``transports.ssh``, a pooled shell) share its host-key checks, keepalive and errors.
+
 Host keys are checked against ``~/.ssh/known_hosts`` and the project's known_hosts.
 ``accept_new`` trusts an unknown key on first use and saves it to the project file;
 ``fingerprint`` ("SHA256:...") pins the key instead. A changed key is always refused.
@@ -78,9 +82,10 @@ class _Policy(paramiko.MissingHostKeyPolicy):
                                    "connect" % (hostname, got, self.pinned))
             return
         if not self.accept_new:
-            raise HostKeyError("host key of %s (%s %s) is not in known_hosts; check it and "
-                               "pass --accept-new-host-key or --host-key-fingerprint %s"
-                               % (hostname, key.get_name(), got, got))
+            raise HostKeyError("host key of %s (%s %s) is not in %s; check it and pass "
+                               "--accept-new-host-key or --host-key-fingerprint %s"
+                               % (hostname, key.get_name(), got, self.save_to or "known_hosts",
+                                  got))
         if self.save_to:
             with _save_lock:
                 old = Path(self.save_to).read_text() if os.path.exists(self.save_to) else ""
@@ -90,8 +95,79 @@ class _Policy(paramiko.MissingHostKeyPolicy):
                                                   else "\n") + line, mode=0o644)
 
 
+def open_client(host: str, port: int, user: str, *, known_hosts: str | None = None,
+                accept_new: bool = False, fingerprint: str | None = None,
+                key_filename: str | None = None, password: str | None = None,
+                timeout: float = 10.0, dead_after: float = DEAD_AFTER,
+                user_keys: bool = True, check_host_keys: bool = True) -> paramiko.SSHClient:
+    """A logged-in paramiko client: the one way boardfleet reaches a board over SSH.
+
+    Host keys are checked against ``known_hosts`` (and, with ``user_keys``, the user's
+    ``~/.ssh/known_hosts``); ``accept_new`` trusts an unknown key once and saves it,
+    ``fingerprint`` pins it; a changed key is always refused. ``user_keys`` also allows
+    ssh-agent and ``~/.ssh`` keys (the CLI; the fleet service logs in only with what
+    secrets.yml gives). ``check_host_keys=False`` accepts any key (test setups only).
+    The socket notices a dead board in about ``dead_after`` seconds (:func:`open_socket`).
+    """
+    client = paramiko.SSHClient()
+    if not check_host_keys:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        if not fingerprint:
+            system = os.path.expanduser("~/.ssh/known_hosts")
+            if user_keys and os.path.exists(system):
+                client.load_system_host_keys(system)
+            if known_hosts and os.path.exists(known_hosts):
+                try:
+                    client.load_host_keys(known_hosts)
+                except (OSError, paramiko.SSHException) as e:
+                    raise SSHError("cannot read known_hosts %s: %s" % (known_hosts, _why(e))
+                                   ) from None
+                client._host_keys_filename = None  # never rewrite it through paramiko
+        client.set_missing_host_key_policy(_Policy(fingerprint or None, accept_new,
+                                                   known_hosts))
+    try:
+        sock = open_socket(host, port, timeout, dead_after)
+    except OSError as e:
+        client.close()
+        raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+    try:
+        client.connect(host, port=port, username=user, key_filename=key_filename,
+                       password=password, timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, channel_timeout=timeout, allow_agent=user_keys,
+                       look_for_keys=user_keys, sock=sock)
+    except paramiko.BadHostKeyException as e:
+        client.close()
+        raise HostKeyError(
+            "host key of %s CHANGED: %s has %s, the board offers %s; refusing to connect "
+            "(remove the old key if the board was re-flashed)"
+            % (known_hosts_name(host, port), known_hosts or "known_hosts",
+               fingerprint_of(e.expected_key), fingerprint_of(e.key))) from None
+    except HostKeyError:
+        client.close()
+        raise
+    except paramiko.PasswordRequiredException:
+        client.close()
+        raise SSHError("the key %s is encrypted: add it to ssh-agent (ssh-add) or use "
+                       "an unencrypted deploy key" % (key_filename or "in ~/.ssh")) from None
+    except paramiko.AuthenticationException as e:
+        client.close()
+        hint = "" if key_filename or password or not user_keys else (
+            " (no key given: pass --identity KEY, load one into ssh-agent, or use "
+            "--ask-password)")
+        raise SSHError("authentication as %s@%s failed: %s%s"
+                       % (user, host, _why(e), hint)) from None
+    except (paramiko.SSHException, OSError, EOFError, ValueError) as e:
+        client.close()
+        raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(max(1, int(dead_after / 3)))
+    return client
+
+
 class Connection:
-    """One SSH connection to a board; use as a context manager."""
+    """One SSH connection to a board for exec-channel commands; a context manager."""
 
     def __init__(self, host: str, port: int = 22, user: str = "root", *,
                  known_hosts: str | None = None, accept_new: bool = False,
@@ -99,55 +175,10 @@ class Connection:
                  password: str | None = None, timeout: float = 10.0,
                  dead_after: float = DEAD_AFTER) -> None:
         self.host, self.port, self.user = host, port, user
-        client = paramiko.SSHClient()
-        pinned = fingerprint if fingerprint else None
-        if not pinned:
-            system = os.path.expanduser("~/.ssh/known_hosts")
-            if os.path.exists(system):
-                client.load_system_host_keys(system)
-            if known_hosts and os.path.exists(known_hosts):
-                client.load_host_keys(known_hosts)
-                client._host_keys_filename = None  # never rewrite it through paramiko
-        client.set_missing_host_key_policy(_Policy(pinned, accept_new, known_hosts))
-        try:
-            sock = open_socket(host, port, timeout, dead_after)
-        except OSError as e:
-            client.close()
-            raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
-        try:
-            client.connect(host, port=port, username=user, key_filename=key_filename,
-                           password=password, timeout=timeout, banner_timeout=timeout,
-                           auth_timeout=timeout, allow_agent=True, look_for_keys=True,
-                           sock=sock)
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise HostKeyError(
-                "host key of %s CHANGED: known_hosts has %s, the board offers %s; refusing "
-                "to connect (remove the old key if the board was re-flashed)"
-                % (known_hosts_name(host, port), fingerprint_of(e.expected_key),
-                   fingerprint_of(e.key))) from None
-        except HostKeyError:
-            client.close()
-            raise
-        except paramiko.PasswordRequiredException:
-            client.close()
-            raise SSHError("the key %s is encrypted: add it to ssh-agent (ssh-add) or use "
-                           "an unencrypted deploy key" % (key_filename or "in ~/.ssh")
-                           ) from None
-        except paramiko.AuthenticationException as e:
-            client.close()
-            hint = "" if key_filename or password else (
-                " (no key given: pass --identity KEY, load one into ssh-agent, or use "
-                "--ask-password)")
-            raise SSHError("authentication as %s@%s failed: %s%s"
-                           % (user, host, _why(e), hint)) from None
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            client.close()
-            raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(max(1, int(dead_after / 3)))
-        self.client = client
+        self.client = open_client(host, port, user, known_hosts=known_hosts,
+                                  accept_new=accept_new, fingerprint=fingerprint,
+                                  key_filename=key_filename, password=password,
+                                  timeout=timeout, dead_after=dead_after)
         self.timeout = timeout
 
     def run(self, command: str, stdin: bytes = b"", timeout: float = 60.0) -> Result:
@@ -216,6 +247,8 @@ def open_socket(host: str, port: int, timeout: float, dead_after: float) -> sock
     default of about 15 minutes of retransmissions.
     """
     sock = socket.create_connection((host, port), timeout=timeout)
+    # Small request/response packets: without this, delayed ACKs add 40 ms a round.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     idle = max(1, int(dead_after / 3))
     for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", idle), ("TCP_KEEPCNT", 2),

@@ -6,15 +6,12 @@ it started once.
 """
 
 import logging
-import os
-import socket
 import time
-from typing import Any
 
 import paramiko
 
 from boardfleet.inventory import Board
-from boardfleet.ssh import fingerprint
+from boardfleet.ssh import SSHError, open_client
 from boardfleet.transports import Frame, Session, TransportError
 from boardfleet.transports.secrets import Credentials
 
@@ -81,67 +78,14 @@ def _read_until(chan: paramiko.Channel, frame: Frame, deadline: float) -> bytes:
 
 def connect_ssh(board: Board, creds: Credentials, timeout: float,
                 known_hosts: str | None = None) -> SSHSession:
-    """Log in to ``board``; host keys are checked against ``known_hosts`` when given
-    (``None`` accepts any key: ``serve --insecure-accept-any-host-key`` only)."""
-    client = paramiko.SSHClient()
-    if known_hosts:
-        try:
-            if os.path.exists(known_hosts):  # created by agent install; none known yet
-                client.load_host_keys(known_hosts)
-        except (OSError, paramiko.SSHException) as e:
-            raise TransportError("%s: cannot read known_hosts %s: %s"
-                                 % (board.name, known_hosts, e)) from None
-        client.set_missing_host_key_policy(_Refuse(known_hosts))
-    else:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    """Log in to ``board`` through :func:`boardfleet.ssh.open_client` (the installer's
+    connection: same host-key checks, keepalive and error words); ``known_hosts=None``
+    accepts any key (``serve --insecure-accept-any-host-key``)."""
     try:
-        sock = socket.create_connection((board.host, board.port), timeout=timeout)
-        # Small request/response packets: without this, delayed ACKs add 40 ms a round.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.connect(
-            board.host, port=board.port, sock=sock, username=creds.user or board.user,
-            password=creds.secret(), key_filename=creds.key_file, timeout=timeout,
-            banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
-            allow_agent=False, look_for_keys=False)
-    except paramiko.BadHostKeyException as e:
-        client.close()
-        raise TransportError(
-            "%s: host key CHANGED: %s has %s, the board offers %s; refusing to log in"
-            % (board.name, known_hosts, fingerprint(e.expected_key), fingerprint(e.key))
-        ) from None
-    except _UnknownHostKey as e:
-        client.close()
+        client = open_client(board.host, board.port, creds.user or board.user,
+                             known_hosts=known_hosts, key_filename=creds.key_file,
+                             password=creds.secret(), timeout=timeout, user_keys=False,
+                             check_host_keys=known_hosts is not None)
+    except SSHError as e:
         raise TransportError("%s: %s" % (board.name, e)) from None
-    except paramiko.AuthenticationException:
-        client.close()
-        raise TransportError("%s: SSH login refused" % board.name) from None
-    except (paramiko.SSHException, OSError, EOFError, ValueError) as e:
-        client.close()
-        raise TransportError("%s: cannot connect over SSH: %s"
-                             % (board.name, _reason(e))) from None
     return SSHSession(board.name, client)
-
-
-class _UnknownHostKey(paramiko.SSHException):
-    pass
-
-
-class _Refuse(paramiko.MissingHostKeyPolicy):
-    """Refuse boards missing from known_hosts, saying which key they offered."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
-        raise _UnknownHostKey(
-            "host key of %s (%s %s) is not in %s; refusing to log in (add it with "
-            "'boardfleet agent install --accept-new-host-key' or ssh-keyscan)"
-            % (hostname, key.get_name(), fingerprint(key), self.path))
-
-
-def _reason(e: Exception) -> str:
-    if isinstance(e, socket.timeout | TimeoutError):
-        return "timed out"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return type(e).__name__
