@@ -23,7 +23,7 @@ from boardfleet import board_probe
 from boardfleet.board_probe import Probe
 from boardfleet.bundle import sha256
 from boardfleet.inventory import Board
-from boardfleet.ssh import Connection, SSHError
+from boardfleet.ssh import Connection, Result, SSHError
 
 SERVICE = "boardfleet-agent"
 q = shlex.quote
@@ -46,7 +46,8 @@ class Outcome:
     """What happened on one board."""
 
     board: str
-    action: str  # installed | unchanged | upgraded | agentless | uninstalled | failed
+    # installed | unchanged | upgraded | agentless | uninstalled | failed | interrupted
+    action: str
     changed: list[str] = field(default_factory=list)
     detail: str = ""
     error: StepError | None = None
@@ -237,6 +238,11 @@ def bundle_version(data: bytes) -> str:
     return m.group(1) if m else ""
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    """"1.10.2" -> (1, 10, 2): numeric parts in order, enough for agent versions."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
 # --- one board ---------------------------------------------------------------------------
 
 @dataclass
@@ -246,6 +252,7 @@ class Options:
     bundle: bytes
     health_timeout: float = 20.0
     init: str = "auto"
+    allow_downgrade: bool = False
 
 
 class BoardInstaller:
@@ -267,6 +274,13 @@ class BoardInstaller:
         if r.exit != 0:
             raise StepError(step, "remote command exited %d" % r.exit, r.stderr or r.stdout)
         return r.stdout
+
+    def _run(self, step: str, command: str, timeout: float = 60.0) -> "Result":
+        """``conn.run`` with a lost connection as this step's :class:`StepError`."""
+        try:
+            return self.conn.run(command, timeout=timeout)
+        except SSHError as e:
+            raise StepError(step, str(e)) from None
 
     def detect(self) -> Probe:
         self.probe = board_probe.parse(self.sh("probe", board_probe.command(self.sysroot)))
@@ -297,8 +311,8 @@ class BoardInstaller:
         """Upload to ``path.boardfleet-new`` and rename it into place (atomic switch)."""
         tmp = path + ".boardfleet-new"
         self.sh("upload " + posixpath.basename(path),
-                "cat > %s && chmod %o %s && mv -f %s %s" % (q(tmp), mode, q(tmp), q(tmp), q(path)),
-                stdin=data, timeout=300)
+                "cat > %s && chmod %o %s && mv -f %s %s || { rc=$?; rm -f %s; exit $rc; }"
+                % (q(tmp), mode, q(tmp), q(tmp), q(path), q(tmp)), stdin=data, timeout=300)
 
     def make_dirs(self) -> None:
         """Create missing directories, remembering them so uninstall removes them."""
@@ -343,7 +357,7 @@ class BoardInstaller:
             return False
         return True
 
-    def health(self, version: str | None) -> str:
+    def health(self, version: str | None, timeout: float | None = None) -> str:
         """Wait until the board's /metrics answers (with ``version``); return board_info."""
         host, _, port = self.listen.rpartition(":")
         host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
@@ -352,53 +366,83 @@ class BoardInstaller:
             "import sys,urllib.request\n"
             "b=urllib.request.urlopen(sys.argv[1],timeout=3).read().decode()\n"
             "print(''.join(l for l in b.splitlines() if l.startswith('board_info{')))"), q(url)))
-        deadline = time.monotonic() + self.opts.health_timeout
+        timeout = self.opts.health_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            r = self.conn.run(check, timeout=10)
+            try:
+                r = self.conn.run(check, timeout=10)
+            except SSHError as e:
+                raise StepError("health", str(e)) from None
             want = 'agent_version="%s"' % version if version else "board_info{"
             if r.exit == 0 and want in r.stdout:
                 return r.stdout.strip()
             last = r.stderr or r.stdout
             time.sleep(0.3)
-        log = self.conn.run("tail -n 20 %s 2>/dev/null" % q(self.lay.log), timeout=10).stdout
+        try:
+            log = self.conn.run("tail -n 20 %s 2>/dev/null" % q(self.lay.log),
+                                timeout=10).stdout
+        except SSHError:
+            log = ""
         raise StepError("health", "%s did not answer with agent %s within %.0fs"
-                        % (url, version or "(any)", self.opts.health_timeout), log or last)
+                        % (url, version or "(any)", timeout), log or last)
 
     # --- actions ---
 
     def install(self, upgrade_only: bool = False) -> Outcome:
-        """Bring the board to the wanted state; restart only if something changed."""
+        """Bring the board to the wanted state; restart only if something changed.
+
+        Refuses, before writing anything: a board without room for the bundle, a board
+        whose python3 vanished while the agent is installed (it is never silently made
+        agentless), and a downgrade without ``allow_downgrade``. A failed step removes
+        what it was writing; a failed upgrade rolls back to ``.prev``, a failed first
+        install removes the whole install.
+        """
         name = self.board.name
         probe = self.detect()
+        wanted = self.wanted() if probe.python_ok() else {}
+        have = self.remote_hashes(sorted({*wanted, self.lay.bundle}))
+        had_bundle = self.lay.bundle in have
         if not probe.python_ok():
+            found = "%r %s" % (probe.python or "none", probe.python_version)
+            if had_bundle:
+                raise StepError("probe", "no python3 >= 3.8 on the board's PATH (found %s), "
+                                "but the agent is installed at %s: fix python3/PATH on the "
+                                "board, or 'boardfleet agent uninstall' it before it is "
+                                "collected agentlessly" % (found, self.lay.bundle))
             return Outcome(name, "agentless", detail=(
-                "no python3 >= 3.8 on the board (found %r %s); registered for agentless "
-                "collection" % (probe.python or "none", probe.python_version)))
-        wanted = self.wanted()
-        have = self.remote_hashes(list(wanted))
+                "no python3 >= 3.8 on the board (found %s); registered for agentless "
+                "collection" % found))
         if upgrade_only:
-            if self.lay.bundle not in have:
+            if not had_bundle:
                 raise StepError("upgrade", "the agent is not installed (no %s); run "
                                 "'boardfleet agent install' first" % self.lay.bundle)
             wanted = {self.lay.bundle: wanted[self.lay.bundle]}
         changed = [p for p, (data, _) in wanted.items()
                    if have.get(p) != sha256(data)]
-        had_bundle = self.lay.bundle in have
+        version = bundle_version(self.opts.bundle)
         if not changed and self.running():
-            return Outcome(name, "unchanged", detail="agent %s running"
-                           % bundle_version(self.opts.bundle))
+            try:
+                info = self.health(version, timeout=min(self.opts.health_timeout, 8.0))
+            except StepError as e:
+                e.message = ("the agent service is running but %s: the agent is "
+                             "crash-looping (its log is below)" % e.message)
+                raise
+            self.sh("cleanup", "rm -f %s" % q(self.lay.bundle + ".prev"))  # stale backups
+            return Outcome(name, "unchanged", detail="agent %s running: %s" % (version, info))
+        if self.lay.bundle in changed and had_bundle:
+            self.check_downgrade(version)
+        self.check_space([wanted[p][0] for p in changed], backup=had_bundle)
         self.make_dirs()
         if self.lay.service in changed and self.lay.service in have:
             self.service("stop", "stop old service")
         if self.lay.bundle in changed and had_bundle:
             self.sh("backup", "cp -p %s %s" % (q(self.lay.bundle), q(self.lay.bundle + ".prev")))
-        for path in changed:
-            data, mode = wanted[path]
-            self.write(path, data, mode)
-        self.service("enable", "enable")
-        version = bundle_version(self.opts.bundle)
         try:
+            for path in changed:
+                data, mode = wanted[path]
+                self.write(path, data, mode)
+            self.service("enable", "enable")
             self.service("restart", "restart")
             info = self.health(version)
         except StepError as e:
@@ -408,12 +452,39 @@ class BoardInstaller:
                     e.message += "; rolled back to the previous bundle"
                 except StepError as again:
                     e.message += "; rollback failed too (%s)" % again
+            elif not had_bundle:
+                try:
+                    self.uninstall()
+                    e.message += "; the failed first install was removed"
+                except StepError as again:
+                    e.message += "; removing the failed install failed too (%s)" % again
             raise
-        if had_bundle:
-            self.sh("cleanup", "rm -f %s" % q(self.lay.bundle + ".prev"))
+        self.sh("cleanup", "rm -f %s" % q(self.lay.bundle + ".prev"))
         short = [posixpath.basename(p) for p in changed]
         action = "upgraded" if upgrade_only or had_bundle else "installed"
         return Outcome(name, action, short, info)
+
+    def check_downgrade(self, new: str) -> None:
+        """Refuse to replace a newer agent unless ``allow_downgrade``."""
+        old = self.status_version()
+        if old and new and _version_key(old) > _version_key(new) \
+                and not self.opts.allow_downgrade:
+            raise StepError("version", "the board runs agent %s, newer than this bundle's %s; "
+                            "pass --allow-downgrade to install the older one" % (old, new))
+
+    def check_space(self, files: list[bytes], backup: bool) -> None:
+        """Free space where the bundle goes: new files, their temp copies and a backup."""
+        need = sum(len(d) for d in files) + (len(self.opts.bundle) if backup else 0)
+        need = need + need // 10 + 64 * 1024
+        where = posixpath.dirname(self.lay.bundle)
+        out = self.sh("space", "d=%s; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
+                      "df -Pk \"$d\" | tail -n 1" % q(where))
+        fields = out.split()
+        free_kb = next((int(f) for f in reversed(fields[:-2]) if f.isdigit()), None) \
+            if len(fields) >= 4 else None
+        if free_kb is not None and free_kb * 1024 < need:
+            raise StepError("space", "only %d KiB free for %s, %d KiB needed; nothing was "
+                            "changed" % (free_kb, where, (need + 1023) // 1024), out)
 
     def rollback(self) -> None:
         prev = q(self.lay.bundle + ".prev")
@@ -440,19 +511,23 @@ class BoardInstaller:
                     % " ".join(map(q, dirs)))
         return Outcome(self.board.name, "uninstalled")
 
+    def status_version(self) -> str:
+        """``__version__`` of the bundle installed on the board ("" if none/unreadable)."""
+        if not self.probe.python_ok():
+            return ""
+        r = self._run("version", "%s -c %s %s" % (
+            q(self.probe.python),
+            q("import sys,zipfile,re;t=zipfile.ZipFile(sys.argv[1]).read("
+              "'boardfleet_agent/__init__.py').decode();"
+              "print(re.search(r'__version__\\s*=\\s*.([^\\x22\\x27]+)',t).group(1))"),
+            q(self.lay.bundle)), timeout=20)
+        return r.stdout.strip() if r.exit == 0 else ""
+
     def status(self) -> dict[str, str]:
         """Version on disk and whether the service runs."""
         self.detect()
         up = self.running()
-        version = ""
-        if self.probe.python_ok():
-            r = self.conn.run("%s -c %s %s" % (
-                q(self.probe.python),
-                q("import sys,zipfile,re;t=zipfile.ZipFile(sys.argv[1]).read("
-                  "'boardfleet_agent/__init__.py').decode();"
-                  "print(re.search(r'__version__\\s*=\\s*.([^\\x22\\x27]+)',t).group(1))"),
-                q(self.lay.bundle)), timeout=20)
-            version = r.stdout.strip() if r.exit == 0 else ""
+        version = self.status_version()
         return {"version": version or "-", "service": "running" if up else "stopped"}
 
 

@@ -1,5 +1,9 @@
 """SSH to a board with paramiko: host-key policy, commands, uploads.
 
+:func:`open_client` is the one way boardfleet opens SSH to a board: ``agent install``
+(:class:`Connection`, exec channels) and the fleet service's probes
+(``transports.ssh``, a pooled shell) share its host-key checks, keepalive and errors.
+
 Host keys are checked against ``~/.ssh/known_hosts`` and the project's known_hosts.
 ``accept_new`` trusts an unknown key on first use and saves it to the project file;
 ``fingerprint`` ("SHA256:...") pins the key instead. A changed key is always refused.
@@ -12,6 +16,7 @@ import hashlib
 import os
 import re
 import shlex
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +30,8 @@ from boardfleet.inventory import atomic_write
 _TARGET = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]\s]+\]|[^:@\s\[\]]+)"
                      r"(?::(?P<port>\d{1,5}))?$")
 _save_lock = threading.Lock()
+# A board silent this long (no answer, unacknowledged data) is dead: the step fails.
+DEAD_AFTER = 15.0
 
 
 class SSHError(RuntimeError):
@@ -75,57 +82,103 @@ class _Policy(paramiko.MissingHostKeyPolicy):
                                    "connect" % (hostname, got, self.pinned))
             return
         if not self.accept_new:
-            raise HostKeyError("host key of %s (%s %s) is not in known_hosts; check it and "
-                               "pass --accept-new-host-key or --host-key-fingerprint %s"
-                               % (hostname, key.get_name(), got, got))
+            raise HostKeyError("host key of %s (%s %s) is not in %s; check it and pass "
+                               "--accept-new-host-key or --host-key-fingerprint %s"
+                               % (hostname, key.get_name(), got, self.save_to or "known_hosts",
+                                  got))
         if self.save_to:
             with _save_lock:
                 old = Path(self.save_to).read_text() if os.path.exists(self.save_to) else ""
                 line = "%s %s %s\n" % (hostname, key.get_name(), key.get_base64())
+                # 0644 like ~/.ssh/known_hosts: the fleet service may run as another user.
                 atomic_write(self.save_to, old + ("" if old.endswith("\n") or not old
-                                                  else "\n") + line)
+                                                  else "\n") + line, mode=0o644)
+
+
+def open_client(host: str, port: int, user: str, *, known_hosts: str | None = None,
+                accept_new: bool = False, fingerprint: str | None = None,
+                key_filename: str | None = None, password: str | None = None,
+                timeout: float = 10.0, dead_after: float = DEAD_AFTER,
+                user_keys: bool = True, check_host_keys: bool = True) -> paramiko.SSHClient:
+    """A logged-in paramiko client: the one way boardfleet reaches a board over SSH.
+
+    Host keys are checked against ``known_hosts`` (and, with ``user_keys``, the user's
+    ``~/.ssh/known_hosts``); ``accept_new`` trusts an unknown key once and saves it,
+    ``fingerprint`` pins it; a changed key is always refused. ``user_keys`` also allows
+    ssh-agent and ``~/.ssh`` keys (the CLI; the fleet service logs in only with what
+    secrets.yml gives). ``check_host_keys=False`` accepts any key (test setups only).
+    The socket notices a dead board in about ``dead_after`` seconds (:func:`open_socket`).
+    """
+    client = paramiko.SSHClient()
+    if not check_host_keys:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        if not fingerprint:
+            system = os.path.expanduser("~/.ssh/known_hosts")
+            if user_keys and os.path.exists(system):
+                client.load_system_host_keys(system)
+            if known_hosts and os.path.exists(known_hosts):
+                try:
+                    client.load_host_keys(known_hosts)
+                except (OSError, paramiko.SSHException) as e:
+                    raise SSHError("cannot read known_hosts %s: %s" % (known_hosts, _why(e))
+                                   ) from None
+                client._host_keys_filename = None  # never rewrite it through paramiko
+        client.set_missing_host_key_policy(_Policy(fingerprint or None, accept_new,
+                                                   known_hosts))
+    try:
+        sock = open_socket(host, port, timeout, dead_after)
+    except OSError as e:
+        client.close()
+        raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+    try:
+        client.connect(host, port=port, username=user, key_filename=key_filename,
+                       password=password, timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, channel_timeout=timeout, allow_agent=user_keys,
+                       look_for_keys=user_keys, sock=sock)
+    except paramiko.BadHostKeyException as e:
+        client.close()
+        raise HostKeyError(
+            "host key of %s CHANGED: %s has %s, the board offers %s; refusing to connect "
+            "(remove the old key if the board was re-flashed)"
+            % (known_hosts_name(host, port), known_hosts or "known_hosts",
+               fingerprint_of(e.expected_key), fingerprint_of(e.key))) from None
+    except HostKeyError:
+        client.close()
+        raise
+    except paramiko.PasswordRequiredException:
+        client.close()
+        raise SSHError("the key %s is encrypted: add it to ssh-agent (ssh-add) or use "
+                       "an unencrypted deploy key" % (key_filename or "in ~/.ssh")) from None
+    except paramiko.AuthenticationException as e:
+        client.close()
+        hint = "" if key_filename or password or not user_keys else (
+            " (no key given: pass --identity KEY, load one into ssh-agent, or use "
+            "--ask-password)")
+        raise SSHError("authentication as %s@%s failed: %s%s"
+                       % (user, host, _why(e), hint)) from None
+    except (paramiko.SSHException, OSError, EOFError, ValueError) as e:
+        client.close()
+        raise SSHError("cannot connect to %s:%d: %s" % (host, port, _why(e))) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(max(1, int(dead_after / 3)))
+    return client
 
 
 class Connection:
-    """One SSH connection to a board; use as a context manager."""
+    """One SSH connection to a board for exec-channel commands; a context manager."""
 
     def __init__(self, host: str, port: int = 22, user: str = "root", *,
                  known_hosts: str | None = None, accept_new: bool = False,
                  fingerprint: str | None = None, key_filename: str | None = None,
-                 password: str | None = None, timeout: float = 10.0) -> None:
+                 password: str | None = None, timeout: float = 10.0,
+                 dead_after: float = DEAD_AFTER) -> None:
         self.host, self.port, self.user = host, port, user
-        client = paramiko.SSHClient()
-        pinned = fingerprint if fingerprint else None
-        if not pinned:
-            system = os.path.expanduser("~/.ssh/known_hosts")
-            if os.path.exists(system):
-                client.load_system_host_keys(system)
-            if known_hosts and os.path.exists(known_hosts):
-                client.load_host_keys(known_hosts)
-                client._host_keys_filename = None  # never rewrite it through paramiko
-        client.set_missing_host_key_policy(_Policy(pinned, accept_new, known_hosts))
-        try:
-            client.connect(host, port=port, username=user, key_filename=key_filename,
-                           password=password, timeout=timeout, banner_timeout=timeout,
-                           auth_timeout=timeout, allow_agent=True, look_for_keys=True)
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise HostKeyError(
-                "host key of %s CHANGED: known_hosts has %s, the board offers %s; refusing "
-                "to connect (remove the old key if the board was re-flashed)"
-                % (known_hosts_name(host, port), fingerprint_of(e.expected_key),
-                   fingerprint_of(e.key))) from None
-        except HostKeyError:
-            client.close()
-            raise
-        except paramiko.AuthenticationException as e:
-            client.close()
-            raise SSHError("authentication as %s@%s failed: %s" % (user, host, e)) from None
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            client.close()
-            raise SSHError("cannot connect to %s:%d: %s" % (host, port, e or type(e).__name__)
-                           ) from None
-        self.client = client
+        self.client = open_client(host, port, user, known_hosts=known_hosts,
+                                  accept_new=accept_new, fingerprint=fingerprint,
+                                  key_filename=key_filename, password=password,
+                                  timeout=timeout, dead_after=dead_after)
         self.timeout = timeout
 
     def run(self, command: str, stdin: bytes = b"", timeout: float = 60.0) -> Result:
@@ -133,7 +186,10 @@ class Connection:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise SSHError("connection to %s is closed" % self.host)
-        chan = transport.open_session(timeout=self.timeout)
+        try:
+            chan = transport.open_session(timeout=self.timeout)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise SSHError("connection to %s lost: %s" % (self.host, _why(e))) from None
         try:
             chan.settimeout(timeout)
             chan.exec_command(command)
@@ -155,11 +211,15 @@ class Connection:
                         break
                     if time.monotonic() > deadline:
                         raise TimeoutError
+                    if not transport.is_active():
+                        raise EOFError("the board stopped answering")
                     chan.status_event.wait(0.01)
             code = chan.recv_exit_status()
         except TimeoutError:
             raise SSHError("command on %s timed out after %.0fs: %s"
                            % (self.host, timeout, command[:80])) from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise SSHError("connection to %s lost: %s" % (self.host, _why(e))) from None
         finally:
             chan.close()
         return Result(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
@@ -177,6 +237,37 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_socket(host: str, port: int, timeout: float, dead_after: float) -> socket.socket:
+    """A TCP connection that notices a dead board in about ``dead_after`` seconds.
+
+    Keepalive probes find a silent peer while we wait for output; ``TCP_USER_TIMEOUT``
+    aborts when sent data (an upload) stays unacknowledged, instead of the kernel's
+    default of about 15 minutes of retransmissions.
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
+    # Small request/response packets: without this, delayed ACKs add 40 ms a round.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle = max(1, int(dead_after / 3))
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", idle), ("TCP_KEEPCNT", 2),
+                       ("TCP_USER_TIMEOUT", int(dead_after * 1000))):
+        if hasattr(socket, opt):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    return sock
+
+
+def _why(e: BaseException) -> str:
+    """An exception as words: 'Connection refused', 'timed out', not '[Errno None]'."""
+    if isinstance(e, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip()
+    if isinstance(e, EOFError) or not text:
+        return text or "the connection closed (board rebooted or sshd died)"
+    return text
 
 
 def fingerprint_of(key: paramiko.PKey | None) -> str:

@@ -97,8 +97,8 @@ def test_telnet_option_negotiation_is_answered():
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_board_sysroot_validation_never_crashes(sysroot):
-    board = Board(name="b", host="h", sysroot=sysroot)
     try:
+        board = Board(name="b", host="h", sysroot=sysroot)
         board.validate()
     except InventoryError:
         return
@@ -153,3 +153,17 @@ def test_secrets_file_of_the_service_is_checked_before_serving(tmp_path):
 
     path = secrets_file(tmp_path, "default: {password: %s}\n" % PASSWORD, 0o644)
     assert main(["serve", "--inventory", os.devnull, "--secrets", path]) == 2
+
+
+def test_secrets_schema_names_file_board_and_key(tmp_path):
+    path = secrets_file(tmp_path, "boards:\n  b1: {user: admin, pasword: %s}\n" % PASSWORD)
+    with pytest.raises(SecretsError) as e:
+        load_secrets(path)
+    assert "%s: board 'b1': pasword: unknown key" % path in str(e.value)
+    assert PASSWORD not in str(e.value)
+    path = secrets_file(tmp_path, "boards:\n  b1: {password: [%s]}\n" % PASSWORD)
+    with pytest.raises(SecretsError) as e:
+        load_secrets(path)
+    assert "board 'b1': password" in str(e.value) and PASSWORD not in str(e.value)
+    path = secrets_file(tmp_path, "default: {password: 1234}\n")
+    assert load_secrets(path).for_board("x").secret() == "1234"

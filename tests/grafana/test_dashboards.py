@@ -270,4 +270,4 @@ def test_alert_annotations_show_the_alerts_real_text(path) -> None:
 def test_provisioning_loads_the_dashboards_directory() -> None:
     provider = yaml.safe_load((PROVISIONING / "dashboards" / "boardfleet.yml").read_text())
     assert provider["providers"][0]["type"] == "file"
-    assert provider["providers"][0]["options"]["path"].endswith("/var/lib/grafana/dashboards}")
+    assert provider["providers"][0]["options"]["path"] == "${DASHBOARDS_PATH}"

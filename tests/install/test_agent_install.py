@@ -151,7 +151,13 @@ def test_host_key_changed_is_refused(fleet, capsys):
 def test_uninstall_leaves_nothing(fleet, capsys):
     work, bs = fleet
     assert main(cli(work, bs[0].client_key, "uninstall")) == 0
-    assert capsys.readouterr().out.count(": uninstalled") == 2
+    out = capsys.readouterr().out
+    assert out.count(": uninstalled") == 2
+    assert out.count("removed from %s and from the scrape targets" % (work / "boards.yml")) == 2
+    # Uninstalled boards are no longer scrape targets; the agentless one stays listed.
+    assert json.loads((work / "targets" / "boards.json").read_text()) == []
+    assert [b["name"] for b in yaml.safe_load((work / "boards.yml").read_text())["boards"]] \
+        == ["b2-nopy"]
     for b in bs:
         assert [p.name for p in b.prefix.iterdir()] == []
         procs = subprocess.run(["ip", "netns", "pids", b.netns], capture_output=True,

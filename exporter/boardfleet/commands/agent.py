@@ -16,11 +16,10 @@ import urllib.request
 
 from boardfleet import bundle, fleet
 from boardfleet.installer import BoardInstaller, Options, Outcome, StepError, connect
-from boardfleet.inventory import Board, Inventory, InventoryError, load
+from boardfleet.inventory import Board, Inventory, InventoryError, editing, load
 from boardfleet.ssh import parse_target
 
 DEFAULT_INVENTORY = "boards.yml"
-DEFAULT_TARGETS = "prometheus/targets"
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -60,10 +59,13 @@ def _common(a: argparse.ArgumentParser) -> None:
     a.add_argument("--host-key-fingerprint", metavar="SHA256:...",
                    help="pin the board's host key (single board)")
     a.add_argument("--bundle", metavar="FILE", help="agent bundle (default: built here)")
-    a.add_argument("--targets-dir", default=DEFAULT_TARGETS, metavar="DIR",
-                   help="Prometheus file SD directory (default %s)" % DEFAULT_TARGETS)
+    a.add_argument("--targets-dir", metavar="DIR",
+                   help="Prometheus file SD directory (default: prometheus/targets next "
+                        "to the inventory)")
     a.add_argument("--jobs", type=int, default=8, help="boards in parallel (default 8)")
     a.add_argument("--health-timeout", type=float, default=20.0, metavar="SECONDS")
+    a.add_argument("--allow-downgrade", action="store_true",
+                   help="install/upgrade even if the board runs a newer agent")
     a.add_argument("--prometheus", metavar="URL", help="status: read last scrape from here")
 
 
@@ -103,10 +105,30 @@ def _main(args: argparse.Namespace) -> int:
         sys.stderr.write("boardfleet: no boards (give HOST or list boards in %s)\n"
                          % args.inventory)
         return 2
-    password = getpass.getpass("SSH password: ") if args.ask_password else None
+    ignored = [flag for flag, value in (
+        ("--name", args.name), ("--label", args.label), ("--platform", args.platform),
+        ("--agent-port", args.agent_port), ("--prefix", args.prefix),
+        ("--sysroot", args.sysroot), ("--listen", args.listen),
+        ("--host-key-fingerprint", args.host_key_fingerprint)) if value]
+    if ignored and not args.target:
+        sys.stderr.write("boardfleet: %s apply to one board: give [USER@]HOST, or set them "
+                         "per board in %s\n" % (", ".join(ignored), args.inventory))
+        return 2
+    password = None
+    if args.ask_password:
+        if not sys.stdin.isatty():
+            sys.stderr.write("boardfleet: --ask-password needs a terminal; use an SSH key "
+                             "(--identity KEY or ssh-agent) for unattended runs\n")
+            return 2
+        try:
+            password = getpass.getpass("SSH password: ")
+        except (EOFError, KeyboardInterrupt):
+            sys.stderr.write("\nboardfleet: no password given\n")
+            return 2
     known = args.known_hosts or os.path.join(os.path.dirname(os.path.abspath(args.inventory)),
                                              "known_hosts")
-    opts = Options(bundle=data, health_timeout=args.health_timeout, init=args.init)
+    opts = Options(bundle=data, health_timeout=args.health_timeout, init=args.init,
+                   allow_downgrade=args.allow_downgrade)
     if args.action == "status":
         return _status(args, boards, known, password)
 
@@ -125,12 +147,20 @@ def _main(args: argparse.Namespace) -> int:
             return outcome
 
     outcomes = fleet.run(boards, action, workers=args.jobs)
-    _register(args, inv, boards, outcomes)
+    try:
+        _register(args, boards, outcomes)
+    except (InventoryError, OSError) as e:
+        sys.stderr.write("boardfleet: cannot record the results in %s: %s\n"
+                         % (args.inventory, e))
+        fleet.summary(outcomes)
+        return 1
     fleet.summary(outcomes)
     for o in outcomes:
         if o.action == "agentless":
             sys.stdout.write("%s has no usable python3: registered for agentless collection "
                              "(mode: agentless) in %s\n" % (o.board, args.inventory))
+    if any(o.action == "interrupted" for o in outcomes):
+        return 130
     return 1 if any(o.action == "failed" for o in outcomes) else 0
 
 
@@ -141,25 +171,32 @@ def _read_bundle(args: argparse.Namespace) -> bytes:
     return bundle.build()
 
 
-def _register(args: argparse.Namespace, inv: Inventory, boards: list[Board],
+def _register(args: argparse.Namespace, boards: list[Board],
               outcomes: list[Outcome]) -> None:
-    """Record installed/agentless boards (and drop uninstalled single boards)."""
-    changed = False
-    for board, o in zip(boards, outcomes, strict=True):
-        if o.action in ("installed", "upgraded", "unchanged", "agentless"):
-            inv.add(board, replace=True)
-            changed = True
-        elif o.action == "uninstalled" and args.target and board.name in inv.boards:
-            inv.remove(board.name)
-            changed = True
-    if changed:
-        inv.save()
-        fleet.write_file_sd(inv, args.targets_dir)
+    """Record installed/agentless boards, drop uninstalled ones, rewrite the targets.
+
+    The inventory is re-read under its lock, so edits made while the fleet ran (by
+    another command or the fleet service) are kept; only the boards handled here change.
+    """
+    done = [(b, o) for b, o in zip(boards, outcomes, strict=True)
+            if o.action in ("installed", "upgraded", "unchanged", "agentless", "uninstalled")]
+    if not done:
+        return
+    with editing(args.inventory) as inv:
+        for board, o in done:
+            if o.action != "uninstalled":
+                inv.add(board, replace=True)
+            elif board.name in inv.boards:
+                inv.remove(board.name)
+                sys.stdout.write("%s: removed from %s and from the scrape targets\n"
+                                 % (board.name, args.inventory))
+        fleet.write_file_sd(inv, fleet.targets_dir(args.inventory, args.targets_dir))
 
 
 def _status(args: argparse.Namespace, boards: list[Board], known: str,
             password: str | None) -> int:
     rows: dict[str, tuple[str, str, str, str]] = {}
+    reasons: dict[str, str] = {}
 
     def one(board: Board) -> Outcome:
         reach, version, service = "no", "-", "-"
@@ -171,7 +208,8 @@ def _status(args: argparse.Namespace, boards: list[Board], known: str,
                 st = BoardInstaller(conn, board, Options(bundle=b"")).status()
                 version, service = st["version"], st["service"]
         except StepError as e:
-            reach = "no (%s)" % e.message[:40]
+            reach = "no"
+            reasons[board.name] = e.message
         rows[board.name] = (reach, version, service + "/" + _http_up(board),
                             _last_scrape(args.prometheus, board.name))
         return Outcome(board.name, "ok")
@@ -181,6 +219,8 @@ def _status(args: argparse.Namespace, boards: list[Board], known: str,
     sys.stdout.write(fmt % ("BOARD", "REACHABLE", "VERSION", "SERVICE/HTTP", "LAST SCRAPE"))
     for b in boards:
         sys.stdout.write(fmt % ((b.name, *rows[b.name])))
+    for name, why in sorted(reasons.items()):
+        sys.stdout.write("\n%s unreachable: %s\n" % (name, why))
     return 0 if all(r[0] == "yes" for r in rows.values()) else 1
 
 

@@ -1,9 +1,16 @@
-"""``boardfleet inventory``: list, add and remove boards in boards.yml."""
+"""``boardfleet inventory``: list, add and remove boards in boards.yml.
+
+Changes keep the file's comments and mode, take the inventory lock (shared with
+``agent install`` and the fleet service) and rewrite the Prometheus file-SD targets
+(``--targets-dir``), so a board added here is scraped without another step.
+"""
 
 import argparse
 import sys
 
-from boardfleet.inventory import Board, InventoryError, load
+from boardfleet.fleet import targets_dir, write_file_sd
+from boardfleet.inventory import Board, InventoryError, editing, load
+from boardfleet_agent.config import DEFAULT_PORT
 
 DEFAULT_INVENTORY = "boards.yml"
 
@@ -13,6 +20,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
                        description="Manage the board inventory (a YAML file).")
     p.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY, metavar="FILE",
                    help="inventory file (default %s)" % DEFAULT_INVENTORY)
+    p.add_argument("--targets-dir", metavar="DIR",
+                   help="Prometheus file SD directory kept in sync with the inventory "
+                        "(default: prometheus/targets next to the inventory)")
     isub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = isub.add_parser("list", help="print the boards")
     ls.set_defaults(func=_list)
@@ -24,6 +34,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
     add.add_argument("--platform", default="auto")
     add.add_argument("--mode", default="agent", help="agent or agentless (default agent)")
     add.add_argument("--transport", default="ssh", help="ssh or telnet (default ssh)")
+    add.add_argument("--agent-port", type=int, default=DEFAULT_PORT,
+                     help="port the board's agent serves /metrics on (default %d)"
+                          % DEFAULT_PORT)
     add.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                      help="extra label such as rack=r1 (repeatable)")
     add.set_defaults(func=_add)
@@ -49,27 +62,28 @@ def _list(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     try:
         labels = dict(_label(s) for s in args.label)
-        inv = load(args.inventory)
-        inv.add(Board(name=args.name, host=args.host, port=args.port, user=args.user,
-                      platform=args.platform, mode=args.mode, transport=args.transport,
-                      labels=labels))
-        inv.save()
-    except InventoryError as e:
+        with editing(args.inventory) as inv:
+            inv.add(Board(name=args.name, host=args.host, port=args.port, user=args.user,
+                          platform=args.platform, mode=args.mode, transport=args.transport,
+                          agent_port=args.agent_port, labels=labels))
+            targets = write_file_sd(inv, targets_dir(args.inventory, args.targets_dir))
+    except (InventoryError, OSError) as e:
         sys.stderr.write("boardfleet: %s\n" % e)
         return 2
-    sys.stdout.write("added %s to %s\n" % (args.name, args.inventory))
+    sys.stdout.write("added %s to %s (targets: %s)\n" % (args.name, args.inventory, targets))
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
     try:
-        inv = load(args.inventory)
-        inv.remove(args.name)
-        inv.save()
-    except InventoryError as e:
+        with editing(args.inventory) as inv:
+            inv.remove(args.name)
+            targets = write_file_sd(inv, targets_dir(args.inventory, args.targets_dir))
+    except (InventoryError, OSError) as e:
         sys.stderr.write("boardfleet: %s\n" % e)
         return 2
-    sys.stdout.write("removed %s from %s\n" % (args.name, args.inventory))
+    sys.stdout.write("removed %s from %s (targets: %s)\n" % (args.name, args.inventory,
+                                                             targets))
     return 0
 
 

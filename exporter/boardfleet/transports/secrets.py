@@ -14,27 +14,45 @@ Secrets never appear in logs, errors or reprs.
 
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import Any, Dict
 
 import yaml
-
-KEYS = ("user", "password", "key_file")
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 
 class SecretsError(ValueError):
     """The secrets file is missing, unsafe or malformed (the message holds no secret)."""
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(BaseModel):
+    """How to log in to a board; the password is a ``SecretStr`` (never printed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     user: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: SecretStr | None = None
     key_file: str | None = None
 
-    def __repr__(self) -> str:
-        return "Credentials(user=%r, password=%s, key_file=%r)" % (
-            self.user, "'***'" if self.password else None, self.key_file)
+    @field_validator("user", "password", "key_file", mode="before")
+    @classmethod
+    def _plain_scalar(cls, value: Any) -> Any:
+        """YAML turns ``password: 1234`` into an int: take it as the string it was."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def secret(self) -> str | None:
+        """The password itself, for the transport that sends it."""
+        return self.password.get_secret_value() if self.password is not None else None
+
+
+class SecretsFile(BaseModel):
+    """The schema of ``secrets.yml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: Credentials = Field(default_factory=Credentials)
+    boards: Dict[str, Credentials] = Field(default_factory=dict)
 
 
 class Secrets:
@@ -78,27 +96,27 @@ def load_secrets(path: str) -> Secrets:
     except yaml.YAMLError:
         # The YAML error would quote the offending line, which may hold a password.
         raise SecretsError("%s is not valid YAML" % path) from None
-    if not isinstance(data, dict) or set(data) - {"default", "boards"}:
-        raise SecretsError("%s: expected only 'default:' and 'boards:' at top level" % path)
-    boards = data.get("boards") or {}
-    if not isinstance(boards, dict):
-        raise SecretsError("%s: 'boards:' must map board names to credentials" % path)
-    return Secrets(_creds(data.get("default") or {}, path, "default"),
-                   {str(k): _creds(v, path, "board %r" % k) for k, v in boards.items()})
+    if isinstance(data, dict):
+        data = {k: (v if v is not None else {}) for k, v in data.items()}
+        if isinstance(data.get("boards"), dict):
+            data["boards"] = {str(k): (v if v is not None else {})
+                              for k, v in data["boards"].items()}
+    try:
+        parsed = SecretsFile.model_validate(data)
+    except ValidationError as e:
+        raise SecretsError("%s: %s" % (path, _describe(e))) from None
+    return Secrets(parsed.default, parsed.boards)
 
 
-def _creds(data: Any, path: str, where: str) -> Credentials:
-    if not isinstance(data, dict):
-        raise SecretsError("%s: %s must be a mapping" % (path, where))
-    unknown = sorted(str(k) for k in set(data) - set(KEYS))
-    if unknown:
-        raise SecretsError("%s: %s has unknown keys %s" % (path, where, ", ".join(unknown)))
-    values: Dict[str, str] = {}
-    for k in KEYS:
-        v = data.get(k)
-        if v is None:
-            continue
-        if not isinstance(v, (str, int)) or isinstance(v, bool):
-            raise SecretsError("%s: %s: %s must be a string" % (path, where, k))
-        values[k] = str(v)
-    return Credentials(**values)
+def _describe(e: ValidationError) -> str:
+    """Where and what, never the offending value (it may be a password)."""
+    out = []
+    for err in e.errors(include_input=False, include_url=False):
+        loc = err["loc"]
+        where = "board %r" % loc[1] if loc[:1] == ("boards",) and len(loc) > 1 else (
+            str(loc[0]) if loc else "top level")
+        key = next((str(k) for k in reversed(loc) if isinstance(k, str)), "")
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append("%s: %s: %s" % (where, key, msg) if key and key != where.split()[0]
+                   else "%s: %s" % (where, msg))
+    return "; ".join(out[:5])

@@ -6,12 +6,12 @@ it started once.
 """
 
 import logging
-import socket
 import time
 
 import paramiko
 
 from boardfleet.inventory import Board
+from boardfleet.ssh import SSHError, open_client
 from boardfleet.transports import Frame, Session, TransportError
 from boardfleet.transports.secrets import Credentials
 
@@ -78,35 +78,14 @@ def _read_until(chan: paramiko.Channel, frame: Frame, deadline: float) -> bytes:
 
 def connect_ssh(board: Board, creds: Credentials, timeout: float,
                 known_hosts: str | None = None) -> SSHSession:
-    """Log in to ``board``; host keys are checked against ``known_hosts`` when given."""
-    client = paramiko.SSHClient()
-    if known_hosts:
-        client.load_host_keys(known_hosts)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    else:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    """Log in to ``board`` through :func:`boardfleet.ssh.open_client` (the installer's
+    connection: same host-key checks, keepalive and error words); ``known_hosts=None``
+    accepts any key (``serve --insecure-accept-any-host-key``)."""
     try:
-        sock = socket.create_connection((board.host, board.port), timeout=timeout)
-        # Small request/response packets: without this, delayed ACKs add 40 ms a round.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.connect(
-            board.host, port=board.port, sock=sock, username=creds.user or board.user,
-            password=creds.password, key_filename=creds.key_file, timeout=timeout,
-            banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
-            allow_agent=False, look_for_keys=False)
-    except paramiko.AuthenticationException:
-        client.close()
-        raise TransportError("%s: SSH login refused" % board.name) from None
-    except (paramiko.SSHException, OSError, EOFError, ValueError) as e:
-        client.close()
-        raise TransportError("%s: cannot connect over SSH: %s"
-                             % (board.name, _reason(e))) from None
+        client = open_client(board.host, board.port, creds.user or board.user,
+                             known_hosts=known_hosts, key_filename=creds.key_file,
+                             password=creds.secret(), timeout=timeout, user_keys=False,
+                             check_host_keys=known_hosts is not None)
+    except SSHError as e:
+        raise TransportError("%s: %s" % (board.name, e)) from None
     return SSHSession(board.name, client)
-
-
-def _reason(e: Exception) -> str:
-    if isinstance(e, socket.timeout | TimeoutError):
-        return "timed out"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return type(e).__name__

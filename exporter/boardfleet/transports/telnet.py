@@ -139,7 +139,7 @@ def connect_telnet(board: Board, creds: Credentials, timeout: float) -> TelnetSe
             from None
     stream = TelnetStream(sock)
     try:
-        _login(stream, creds.user or board.user, creds.password, deadline)
+        _login(stream, creds.user or board.user, creds.secret(), deadline)
         # Quiet, newline-clean, non-interactive shell (stty may be absent: harmless).
         stream.send_line("stty -echo -onlcr -icanon min 1 time 0 2>/dev/null; "
                          "echo BF\"\"PIPE; while IFS= read -r l; do eval \"$l\"; done")
