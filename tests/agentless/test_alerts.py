@@ -8,7 +8,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import agentless_job, wait_for
+from agentless_helpers import agentless_job, wait_for
 from support.paths import REPO
 from support.prom import start_prometheus
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 import yaml
-from conftest import (
+from agentless_helpers import (
     PROBE_TIMEOUT,
     TELNET_PASSWORD,
     TOKEN,

@@ -14,7 +14,7 @@ from typing import Iterator, List
 
 import pytest
 import yaml
-from conftest import TOKEN, served, write_private
+from agentless_helpers import TOKEN, served, write_private
 from support.boards import BoardSpec, FakeBoard, boards
 from test_service import http
 

@@ -40,7 +40,7 @@ def _history(service: str, want: int, ended: bool, timeout: float = 60) -> List[
 
 def test_alertmanager_webhook_fills_the_history(tmp_path: Path) -> None:
     inv = tmp_path / "boards.yml"
-    inv.write_text(yaml.safe_dump({"boards": [{"name": "hi-01", "host": "10.0.0.1"}]}))
+    inv.write_text(yaml.safe_dump({"boards": [{"name": "hi-01", "host": "198.18.250.1"}]}))
     port = free_port()
     service = "http://127.0.0.1:%d" % port
     with open(tmp_path / "serve.log", "wb") as log:

@@ -17,10 +17,13 @@ from boardfleet.soak.selector import select
 from boardfleet.soak.store import SoakError, SoakStore
 
 BOARDS = [
-    Board("hi3516-r1-01", "10.0.0.1", platform="hisi", labels={"rack": "r1", "owner": "vision"}),
-    Board("hi3516-r2-01", "10.0.0.2", platform="hisi", labels={"rack": "r2", "owner": "audio"}),
-    Board("rdk-s100-r1", "10.0.0.3", platform="horizon", labels={"rack": "r1", "owner": "adas"}),
-    Board("qcs6490-r2", "10.0.0.4", platform="snapdragon", mode="agentless",
+    Board(name="hi3516-r1-01", host="198.18.250.1", platform="hisi",
+          labels={"rack": "r1", "owner": "vision"}),
+    Board(name="hi3516-r2-01", host="198.18.250.2", platform="hisi",
+          labels={"rack": "r2", "owner": "audio"}),
+    Board(name="rdk-s100-r1", host="198.18.250.3", platform="horizon",
+          labels={"rack": "r1", "owner": "adas"}),
+    Board(name="qcs6490-r2", host="198.18.250.4", platform="snapdragon", mode="agentless",
           labels={"rack": "r2"}),
 ]
 
@@ -134,7 +137,7 @@ def test_cli_annotates_grafana_and_survives_it_failing(
         tmp_path: Path, capsys: pytest.CaptureFixture, grafana: list,
         monkeypatch: pytest.MonkeyPatch) -> None:
     inv = tmp_path / "boards.yml"
-    inv.write_text(yaml.safe_dump({"boards": [{"name": "b1", "host": "10.0.0.1"}]}))
+    inv.write_text(yaml.safe_dump({"boards": [{"name": "b1", "host": "198.18.250.1"}]}))
     token = tmp_path / "token"
     token.write_text("glsa_file\n")
     url = os.environ["BOARDFLEET_GRAFANA_URL"]

@@ -25,9 +25,9 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 def client(tmp_path: Path) -> Iterator[TestClient]:
     inv = tmp_path / "boards.yml"
     inv.write_text(yaml.safe_dump({"boards": [
-        {"name": "hi-01", "host": "10.0.0.1", "platform": "hisi", "labels": {"rack": "r1"}},
-        {"name": "hi-02", "host": "10.0.0.2", "platform": "hisi", "labels": {"rack": "r2"}},
-        {"name": "rdk-01", "host": "10.0.0.3", "platform": "horizon",
+        {"name": "hi-01", "host": "198.18.250.1", "platform": "hisi", "labels": {"rack": "r1"}},
+        {"name": "hi-02", "host": "198.18.250.2", "platform": "hisi", "labels": {"rack": "r2"}},
+        {"name": "rdk-01", "host": "198.18.250.3", "platform": "horizon",
          "labels": {"rack": "r1"}}]}))
     state = ServiceState(load(str(inv)), Prober(SessionPool({}, Secrets())), TOKEN)
     with TestClient(create_app(state)) as c:
