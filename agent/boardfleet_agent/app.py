@@ -1,6 +1,6 @@
 """Assembles an agent from its config: source, platform, collectors and registry."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -26,7 +26,8 @@ class Agent:
             for cls in collectors_for(self.platform, cfg.enabled_choices())
         ]
         self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
-                                   background=background, interval=cfg.sample_interval)
+                                   background=background, interval=cfg.sample_interval,
+                                   timeout=cfg.collector_timeout)
         # Rendered on every scrape: cheap, and current to the moment of the scrape.
         self.live = CollectorRegistry(auto_describe=False)
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
@@ -38,6 +39,10 @@ class Agent:
     def render(self) -> bytes:
         """One scrape's exposition text: the board's last sample, then live metrics."""
         return self.runner.exposition() + render(self.live.collect())
+
+    def healthy(self) -> Tuple[bool, str]:
+        """Whether sampling goes on (for ``/-/healthy``), and why not."""
+        return self.runner.healthy()
 
     def start(self) -> None:
         self.runner.start()

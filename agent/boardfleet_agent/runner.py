@@ -11,7 +11,15 @@ In the agent (``background=True``) no collector runs during a scrape:
   concurrent scrapers get the same complete sample.
 
 With ``background=False`` (``--once``, agentless probes) :meth:`ScrapeRunner.collect`
-runs every collector on the spot. Intervals and durations use the monotonic clock and
+runs every collector on the spot.
+
+Given a ``timeout`` (the agent's ``collector_timeout``), no collector run can hold the
+sampling up: quick collectors run on a worker with that deadline
+(:mod:`~boardfleet_agent.watchdog`), a background sampler whose run overruns its
+interval plus the timeout is reported stuck, and either way the collector is served
+as failed with no families while ``board_collector_last_success_timestamp_seconds``
+stops advancing. The scheduler survives any exception and beats a heartbeat that
+``/-/healthy`` checks. Intervals and durations use the monotonic clock and
 sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
 nor spin the samplers; only the exported timestamps are wall-clock time.
 """
@@ -22,44 +30,18 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from boardfleet_agent.errors import NoData
 from boardfleet_agent.exposition import render
+from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
 from boardfleet_agent.wakeup import Wakeup
+from boardfleet_agent.watchdog import DeadlineRunner, clear_stuck, is_stuck, mark_stuck, timed_out
+
+__all__ = ["Outcome", "ScrapeRunner", "run_collector"]
 
 log = logging.getLogger("boardfleet.agent")
-
-
-class Outcome:
-    """What one run of one collector produced."""
-
-    __slots__ = ("absent", "duration", "error", "families", "success")
-
-    def __init__(self, families: List[Metric], success: bool, duration: float,
-                 absent: bool = False, error: str = "") -> None:
-        self.families = families
-        self.success = success
-        self.duration = duration
-        self.absent = absent
-        self.error = error
-
-
-def run_collector(collector: Collector, src: Source) -> Outcome:
-    """Run one collector, never raising: failures become ``success=False``."""
-    families: List[Metric] = []
-    start = time.monotonic()
-    try:
-        for fam in collector.collect(src):
-            families.append(fam)
-    except NoData as e:
-        return Outcome([], True, time.monotonic() - start, absent=True, error=str(e))
-    except Exception as e:
-        return Outcome(families, False, time.monotonic() - start,
-                       error="%s: %s" % (type(e).__name__, e))
-    return Outcome(families, True, time.monotonic() - start)
 
 
 class _ErrorLog:
@@ -83,19 +65,30 @@ class _ErrorLog:
 
 
 DEFAULT_INTERVAL = 1.0
+# Seconds the scheduler may go without a round before /-/healthy fails, at least.
+MIN_STALL = 30.0
 
 
 class BackgroundSampler:
-    """Runs one slow collector on its own thread every ``interval`` seconds."""
+    """Runs one slow collector on its own thread every ``interval`` seconds.
+
+    A run still going ``interval + timeout`` seconds after it started is stuck: it is
+    served as failed, and no other sampler of the same collector (one built on
+    SIGHUP) starts a second blocked read until it returns.
+    """
 
     def __init__(self, collector: Collector, src: Source, interval: float,
-                 errors: _ErrorLog, on_sample: Callable[[], None]) -> None:
+                 errors: _ErrorLog, on_sample: Callable[[], None],
+                 timeout: Optional[float] = None) -> None:
         self.collector = collector
         self.src = src
         self.interval = max(0.05, interval)
         self.errors = errors
         self.on_sample = on_sample
+        self.deadline = None if timeout is None else self.interval + timeout
         self.latest: Optional[Tuple[Outcome, float]] = None
+        self.running_since: Optional[float] = None  # monotonic start of the current run
+        self.timeouts = 0
         self._stopping = False
         self._wakeup: Optional[Wakeup] = None  # created by start(): fds only while running
         self._thread: Optional[threading.Thread] = None
@@ -120,12 +113,32 @@ class BackgroundSampler:
         else:
             self._wakeup.close()
 
+    def check(self) -> Optional[Tuple[Outcome, float]]:
+        """The latest result to serve: a stuck outcome while the current run overruns."""
+        started = self.running_since
+        if (self.deadline is not None and started is not None
+                and time.monotonic() - started > self.deadline):
+            if not is_stuck(self.collector.name):
+                mark_stuck(self.collector.name, started)
+                self.timeouts += 1
+                outcome = timed_out(self.deadline)
+                self.errors.note(self.collector.name, outcome)
+            return timed_out(self.deadline), time.time()
+        return self.latest
+
     def _loop(self, wakeup: Wakeup) -> None:
+        name = self.collector.name
         while not self._stopping:
             started = time.monotonic()
-            outcome = run_collector(self.collector, self.src)
-            self.errors.note(self.collector.name, outcome)
-            self.latest = (outcome, time.time())
+            if is_stuck(name):  # a sampler replaced on SIGHUP is still blocked in it
+                self.latest = (timed_out(self.deadline or 0.0), time.time())
+            else:
+                self.running_since = started
+                outcome = run_collector(self.collector, self.src)
+                self.running_since = None
+                clear_stuck(name)
+                self.errors.note(name, outcome)
+                self.latest = (outcome, time.time())
             self.on_sample()
             wakeup.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
@@ -143,11 +156,15 @@ class _Slot:
 
 
 class ScrapeRunner:
-    """A prometheus_client custom collector serving every enabled board collector."""
+    """A prometheus_client custom collector serving every enabled board collector.
+
+    ``timeout`` bounds each collector run (None: runs inline, for in-memory sources).
+    """
 
     def __init__(self, collectors: Sequence[Collector], src: Source,
                  intervals: Optional[Dict[str, float]] = None,
-                 background: bool = True, interval: float = DEFAULT_INTERVAL) -> None:
+                 background: bool = True, interval: float = DEFAULT_INTERVAL,
+                 timeout: Optional[float] = None) -> None:
         self.src = src
         self.errors = _ErrorLog()
         self.quick: List[_Slot] = []
@@ -158,9 +175,14 @@ class ScrapeRunner:
             iv = intervals.get(c.name, c.default_interval or interval)
             if c.background and background:
                 self.samplers.append(
-                    BackgroundSampler(c, src, iv, self.errors, self._sampled))
+                    BackgroundSampler(c, src, iv, self.errors, self._sampled, timeout))
             else:
                 self.quick.append(_Slot(c, iv))
+        self._deadline = None if timeout is None else DeadlineRunner(timeout, self._late)
+        # The scheduler is stalled when no round ran for this long.
+        self.stall_after = max([MIN_STALL] + [3 * s.interval for s in self.quick]
+                               + [3 * (timeout or 0.0)])
+        self.heartbeat = time.monotonic()
         self._background = background
         self._rendered = b""
         self._dirty = False
@@ -175,23 +197,26 @@ class ScrapeRunner:
             return
         self._started = True
         self._wakeup = Wakeup()
-        self._sample_due(time.monotonic())
-        self._rendered = render(self.collect())
+        self._round()
         for s in self.samplers:
             s.start()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling; waits at most a few seconds in all, never on a blocked read."""
         self._stopping = True
         for s in self.samplers:
             s.stop()
         if self._wakeup is not None:
             self._wakeup.wake()
+        deadline = time.monotonic() + 2.0
         if self._thread is not None:
-            self._thread.join(2.0)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         for s in self.samplers:
-            s.join(2.0)
+            s.join(max(0.05, deadline - time.monotonic()))
+        if self._deadline is not None:
+            self._deadline.close()
         if self._wakeup is not None and not (self._thread and self._thread.is_alive()):
             self._wakeup.close()  # a late wake from a stuck sampler is then a no-op
 
@@ -201,6 +226,17 @@ class ScrapeRunner:
             return render(self.collect())
         return self._rendered
 
+    def healthy(self) -> Tuple[bool, str]:
+        """Whether sampling goes on: the scheduler is alive and ran a round lately."""
+        if not self._started:
+            return True, "not sampling in the background"
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return False, "the sampling scheduler thread has ended"
+        idle = time.monotonic() - self.heartbeat
+        if idle > self.stall_after:
+            return False, "no sampling round for %.0fs" % idle
+        return True, "sampling"
+
     def _sampled(self) -> None:
         """Called by a background sampler after each sample: render it soon."""
         self._dirty = True
@@ -208,14 +244,38 @@ class ScrapeRunner:
         if wakeup is not None:
             wakeup.wake()
 
+    def _late(self, collector: Collector, outcome: Outcome) -> None:
+        """A run given up on returned at last: serve its result from now on."""
+        log.warning("collector %s returned after its deadline (%.1fs)",
+                    collector.name, outcome.duration)
+        for slot in self.quick:
+            if slot.collector is collector:
+                self.errors.note(collector.name, outcome)
+                slot.latest = (outcome, time.time())
+        self._sampled()
+
     def _loop(self) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
         while not self._stopping:
-            if self._sample_due(time.monotonic()) or self._dirty:
-                self._dirty = False
-                self._rendered = render(self.collect())
+            try:
+                self._round()
+            except Exception:  # never let one bad round end sampling for good
+                log.exception("sampling round failed")
             wakeup.sleep(self._until_next_due())
+
+    def _round(self) -> None:
+        """Run the due collectors and render if anything changed."""
+        if self._sample_due(time.monotonic()) or self._dirty or any(
+                s.running_since is not None for s in self.samplers):
+            self._dirty = False
+            self._rendered = render(self.collect())
+        self.heartbeat = time.monotonic()
+
+    def _run(self, collector: Collector) -> Outcome:
+        if self._deadline is None:
+            return run_collector(collector, self.src)
+        return self._deadline.run(collector, self.src)
 
     def _sample_due(self, now: float) -> bool:
         """Run the quick collectors due at ``now``; True if any ran."""
@@ -223,7 +283,7 @@ class ScrapeRunner:
         for slot in self.quick:
             if now < slot.due:
                 continue
-            outcome = run_collector(slot.collector, self.src)
+            outcome = self._run(slot.collector)
             self.errors.note(slot.collector.name, outcome)
             slot.latest = (outcome, time.time())
             slot.due += slot.interval
@@ -233,9 +293,19 @@ class ScrapeRunner:
         return ran
 
     def _until_next_due(self) -> Optional[float]:
-        if not self.quick:
+        waits = [s.due for s in self.quick]
+        # While a background run is going, look again soon to see it overrun.
+        waits += [time.monotonic() + 1.0 for s in self.samplers if s.running_since is not None]
+        if not waits:
             return None
-        return max(0.0, min(s.due for s in self.quick) - time.monotonic())
+        return max(0.0, min(waits) - time.monotonic())
+
+    def timeouts(self) -> Dict[str, int]:
+        """Runs given up on, per collector."""
+        out = dict(self._deadline.timeouts) if self._deadline is not None else {}
+        for s in self.samplers:
+            out[s.collector.name] = out.get(s.collector.name, 0) + s.timeouts
+        return out
 
     def describe(self) -> List[Metric]:
         return []
@@ -248,13 +318,13 @@ class ScrapeRunner:
             self._sample_due(time.monotonic())
         results: List[Tuple[str, Outcome, float]] = []
         for name, latest in [(s.collector.name, s.latest) for s in self.quick] + [
-                (s.collector.name, s.latest) for s in self.samplers]:
+                (s.collector.name, s.check()) for s in self.samplers]:
             if latest is not None:
                 results.append((name, latest[0], latest[1]))
 
         success = GaugeMetricFamily(
             "board_collector_success",
-            "1 if the collector's last run read its source, 0 if it failed.",
+            "1 if the collector's last run read its source, 0 if it failed or is stuck.",
             labels=["collector"])
         duration = GaugeMetricFamily(
             "board_collector_duration_seconds",
@@ -262,6 +332,11 @@ class ScrapeRunner:
         last_ok = GaugeMetricFamily(
             "board_collector_last_success_timestamp_seconds",
             "Unix time of the collector's last successful run.", labels=["collector"])
+        timeouts = CounterMetricFamily(
+            "board_collector_timeouts",
+            "Collector runs given up on because a read blocked past the deadline.",
+            labels=["collector"])
+        given_up = self.timeouts()
         merged: Dict[str, Metric] = {}
         for name, outcome, finished in sorted(results, key=lambda r: r[0]):
             if outcome.absent:
@@ -271,12 +346,14 @@ class ScrapeRunner:
                 self.last_success[name] = finished
             success.add_metric([name], 1.0 if outcome.success else 0.0)
             duration.add_metric([name], outcome.duration)
+            timeouts.add_metric([name], given_up.get(name, 0))
             if name in self.last_success:
                 last_ok.add_metric([name], self.last_success[name])
         yield from merged.values()
         yield success
         yield duration
         yield last_ok
+        yield timeouts
 
 
 def _merge_into(merged: Dict[str, Metric], families: List[Metric]) -> None:

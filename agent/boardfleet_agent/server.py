@@ -35,13 +35,15 @@ class MetricsServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, addr: Tuple[str, int], render: Callable[[], bytes],
-                 platform: str, web: Optional[WebConfig] = None) -> None:
+                 platform: str, web: Optional[WebConfig] = None,
+                 health: Optional[Callable[[], Tuple[bool, str]]] = None) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         super().__init__(addr, _Handler)
         self.render = render
         self.platform = platform
         self.web = web or WebConfig()
+        self.health = health or (lambda: (True, "ok"))
 
     def get_request(self):  # type: ignore[no-untyped-def]
         sock, addr = self.socket.accept()
@@ -98,7 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
             page = LANDING % (__version__, self.server.platform)
             self._send(200, page.encode(), "text/html; charset=utf-8")
         elif path == "/-/healthy":
-            self._send(200, b"OK\n", "text/plain; charset=utf-8")
+            ok, why = self.server.health()
+            if ok:
+                self._send(200, b"OK\n", "text/plain; charset=utf-8")
+            else:
+                self._send(503, ("unhealthy: %s\n" % why).encode(), "text/plain; charset=utf-8")
         else:
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
