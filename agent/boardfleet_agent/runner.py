@@ -178,7 +178,17 @@ class ScrapeRunner:
                     BackgroundSampler(c, src, iv, self.errors, self._sampled, timeout))
             else:
                 self.quick.append(_Slot(c, iv))
+        # Start-up and --once rounds run on a worker with a deadline per collector; the
+        # scheduler thread runs collectors itself, and a watchdog thread replaces it when
+        # it is stuck in one (no thread handover per collector in the steady state).
+        self._timeout = timeout
         self._deadline = None if timeout is None else DeadlineRunner(timeout, self._late)
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped when the watchdog gives up on a scheduler thread
+        self._current: Optional[Tuple[_Slot, float]] = None  # the scheduler's run now
+        self._given_up: Dict[str, int] = {}
+        self._watch: Optional[threading.Thread] = None
+        self._watch_wakeup: Optional[Wakeup] = None
         # The scheduler is stalled when no round ran for this long.
         self.stall_after = max([MIN_STALL] + [3 * s.interval for s in self.quick]
                                + [3 * (timeout or 0.0)])
@@ -197,10 +207,19 @@ class ScrapeRunner:
             return
         self._started = True
         self._wakeup = Wakeup()
-        self._round()
+        self._round(None)
         for s in self.samplers:
             s.start()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._spawn_scheduler()
+        if self._timeout is not None:
+            self._watch_wakeup = Wakeup()
+            self._watch = threading.Thread(target=self._watch_loop, args=(self._watch_wakeup,),
+                                           name="sampling-watchdog", daemon=True)
+            self._watch.start()
+
+    def _spawn_scheduler(self) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(self._generation,),
+                                        name="scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -210,9 +229,15 @@ class ScrapeRunner:
             s.stop()
         if self._wakeup is not None:
             self._wakeup.wake()
+        if self._watch_wakeup is not None:
+            self._watch_wakeup.wake()
         deadline = time.monotonic() + 2.0
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._watch is not None and self._watch_wakeup is not None:
+            self._watch.join(max(0.05, deadline - time.monotonic()))
+            if not self._watch.is_alive():
+                self._watch_wakeup.close()
         for s in self.samplers:
             s.join(max(0.05, deadline - time.monotonic()))
         if self._deadline is not None:
@@ -254,43 +279,98 @@ class ScrapeRunner:
                 slot.latest = (outcome, time.time())
         self._sampled()
 
-    def _loop(self) -> None:
+    def _loop(self, generation: int) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
-        while not self._stopping:
+        while not self._stopping and generation == self._generation:
             try:
-                self._round()
+                self._round(generation)
             except Exception:  # never let one bad round end sampling for good
                 log.exception("sampling round failed")
+            if generation != self._generation:
+                return  # given up on while stuck: a fresh scheduler thread took over
             wakeup.sleep(self._until_next_due())
 
-    def _round(self) -> None:
-        """Run the due collectors and render if anything changed."""
-        if self._sample_due(time.monotonic()) or self._dirty or any(
+    def _watch_loop(self, wakeup: Wakeup) -> None:
+        """Give up on a scheduler thread stuck in one collector run; start a fresh one."""
+        timeout = self._timeout
+        assert timeout is not None
+        while not self._stopping:
+            wakeup.sleep(timeout / 2)
+            with self._lock:
+                current = self._current
+                if self._stopping or current is None or (
+                        time.monotonic() - current[1] <= timeout):
+                    continue
+                self._generation += 1
+                self._current = None
+            slot, started = current
+            name = slot.collector.name
+            mark_stuck(name, started)
+            self._given_up[name] = self._given_up.get(name, 0) + 1
+            outcome = timed_out(timeout)
+            self.errors.note(name, outcome)
+            slot.latest = (outcome, time.time())
+            slot.due = time.monotonic() + slot.interval
+            self._dirty = True
+            self._spawn_scheduler()
+
+    def _round(self, generation: Optional[int]) -> None:
+        """Run the due collectors and render if anything changed.
+
+        ``generation`` None: a round outside the scheduler thread, bounded by the
+        deadline runner; else the scheduler thread's round, watched by the watchdog.
+        """
+        if self._sample_due(time.monotonic(), generation) or self._dirty or any(
                 s.running_since is not None for s in self.samplers):
+            if generation is not None and generation != self._generation:
+                return
             self._dirty = False
             self._rendered = render(self.collect())
         self.heartbeat = time.monotonic()
 
-    def _run(self, collector: Collector) -> Outcome:
-        if self._deadline is None:
-            return run_collector(collector, self.src)
-        return self._deadline.run(collector, self.src)
+    def _run_watched(self, slot: _Slot, generation: int) -> Optional[Outcome]:
+        """Run a quick collector on this scheduler thread; None if given up on meanwhile."""
+        name = slot.collector.name
+        if is_stuck(name):
+            return timed_out(self._timeout or 0.0)
+        with self._lock:
+            self._current = (slot, time.monotonic())
+        outcome = run_collector(slot.collector, self.src)
+        with self._lock:
+            self._current = None
+            given_up = generation != self._generation
+        if given_up:
+            clear_stuck(name)
+            self._late(slot.collector, outcome)
+            return None
+        return outcome
 
-    def _sample_due(self, now: float) -> bool:
+    def _sample_due(self, now: float, generation: Optional[int] = None) -> bool:
         """Run the quick collectors due at ``now``; True if any ran."""
-        ran = False
-        for slot in self.quick:
-            if now < slot.due:
-                continue
-            outcome = self._run(slot.collector)
+        due = [slot for slot in self.quick if now >= slot.due]
+        if not due:
+            return False
+        outcomes: Dict[str, Outcome] = {}
+        if generation is None:
+            if self._deadline is None:
+                outcomes = {s.collector.name: run_collector(s.collector, self.src) for s in due}
+            else:
+                outcomes = self._deadline.run([slot.collector for slot in due], self.src)
+        for slot in due:
+            if generation is None:
+                outcome = outcomes[slot.collector.name]
+            else:
+                watched = self._run_watched(slot, generation)
+                if watched is None:
+                    return False
+                outcome = watched
             self.errors.note(slot.collector.name, outcome)
             slot.latest = (outcome, time.time())
             slot.due += slot.interval
             if slot.due <= now:  # the first run, or one that overran: a new cadence
                 slot.due = now + slot.interval
-            ran = True
-        return ran
+        return True
 
     def _until_next_due(self) -> Optional[float]:
         waits = [s.due for s in self.quick]
@@ -303,6 +383,8 @@ class ScrapeRunner:
     def timeouts(self) -> Dict[str, int]:
         """Runs given up on, per collector."""
         out = dict(self._deadline.timeouts) if self._deadline is not None else {}
+        for name, count in self._given_up.items():
+            out[name] = out.get(name, 0) + count
         for s in self.samplers:
             out[s.collector.name] = out.get(s.collector.name, 0) + s.timeouts
         return out
@@ -324,7 +406,7 @@ class ScrapeRunner:
 
         success = GaugeMetricFamily(
             "board_collector_success",
-            "1 if the collector's last run read its source, 0 if it failed or is stuck.",
+            "1 if the collector's last run read its source, 0 if it failed.",
             labels=["collector"])
         duration = GaugeMetricFamily(
             "board_collector_duration_seconds",

@@ -12,33 +12,40 @@ be stuck: threads stay bounded by the number of collectors.
 import queue
 import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
 from boardfleet_agent.wakeup import Wakeup
 
-# One worker's job: run ``collector`` once and report the outcome.
 LateHandler = Callable[[Collector, Outcome], None]
 
 
 class _Job:
-    __slots__ = ("collector", "done", "outcome", "src")
+    """Collectors to run in a row, and their outcomes so far."""
 
-    def __init__(self, collector: Collector, src: Source) -> None:
-        self.collector = collector
+    __slots__ = ("collectors", "done", "outcomes", "src")
+
+    def __init__(self, collectors: List[Collector], src: Source) -> None:
+        self.collectors = collectors
         self.src = src
-        self.done = threading.Event()
-        self.outcome: Optional[Outcome] = None
+        self.done = False
+        self.outcomes: Dict[str, Outcome] = {}
 
 
 class _Worker:
-    """A thread running jobs one at a time until it is told to stop or abandoned."""
+    """A thread running jobs until it is told to stop or abandoned.
+
+    A whole round is one job, so the caller and the worker hand over once per round,
+    not once per collector.
+    """
 
     def __init__(self, on_late: LateHandler, lock: threading.Lock) -> None:
         self.jobs: "queue.Queue[Optional[_Job]]" = queue.Queue()  # noqa: UP037 (3.8)
         self.abandoned = False
+        # The collector running now and its monotonic start (guarded by ``lock``).
+        self.current: Optional[Tuple[Collector, float]] = None
         # Waits on a pipe, not Event.wait(timeout): no wall-clock deadline (wakeup.py).
         # Only this thread writes and closes it; the caller stops looking at it first.
         self.wakeup = Wakeup()
@@ -52,30 +59,46 @@ class _Worker:
         try:
             while True:
                 job = self.jobs.get()
-                if job is None:
-                    return
-                outcome = run_collector(job.collector, job.src)
-                with self._lock:
-                    job.outcome = outcome
-                    job.done.set()
-                    abandoned = self.abandoned
-                    if not abandoned:
-                        self.wakeup.wake()
-                if abandoned:
-                    # The caller gave up on this run: hand the result over and end, a
-                    # fresh worker has taken this one's place.
-                    self._on_late(job.collector, outcome)
+                if job is None or not self._run(job):
                     return
         finally:
             self.wakeup.close()
 
-    def wait(self, job: "_Job", timeout: float) -> None:
-        """Wait until ``job`` is done or ``timeout`` seconds passed (monotonic)."""
-        end = time.monotonic() + timeout
-        while not job.done.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
+    def _run(self, job: _Job) -> bool:
+        """Run the job's collectors; False if abandoned meanwhile (the thread ends)."""
+        for collector in job.collectors:
+            with self._lock:
+                self.current = (collector, time.monotonic())
+            outcome = run_collector(collector, job.src)
+            with self._lock:
+                self.current = None
+                abandoned = self.abandoned
+                if not abandoned:
+                    job.outcomes[collector.name] = outcome
+            if abandoned:
+                # The caller gave up on this run: hand the result over and end, a
+                # fresh worker has taken this one's place and the rest of the job.
+                self._on_late(collector, outcome)
+                return False
+        with self._lock:
+            job.done = True
+            self.wakeup.wake()
+        return True
+
+    def wait(self, job: _Job, timeout: float) -> Optional[Collector]:
+        """Wait for ``job``; the collector that overran ``timeout``, if one did.
+
+        The worker is then abandoned: it finishes that run alone and ends.
+        """
+        while True:
+            with self._lock:
+                if job.done:
+                    return None
+                current = self.current
+                left = timeout if current is None else current[1] + timeout - time.monotonic()
+                if current is not None and left <= 0:
+                    self.abandoned = True
+                    return current[0]
             self.wakeup.sleep(left)
 
 
@@ -107,7 +130,7 @@ def is_stuck(name: str) -> bool:
 
 
 class DeadlineRunner:
-    """Runs collectors one at a time, waiting at most ``timeout`` seconds for each."""
+    """Runs collectors in a row on a worker, waiting at most ``timeout`` seconds for each."""
 
     def __init__(self, timeout: float, on_late: LateHandler) -> None:
         self.timeout = timeout
@@ -116,30 +139,35 @@ class DeadlineRunner:
         self._worker: Optional[_Worker] = None
         self.timeouts: Dict[str, int] = {}  # runs given up on, per collector name
 
-    def run(self, collector: Collector, src: Source) -> Outcome:
-        """The run's outcome, or a ``stuck`` one if it did not finish in time.
+    def run(self, collectors: Sequence[Collector], src: Source) -> Dict[str, Outcome]:
+        """Each collector's outcome, a ``stuck`` one for a run that overran the timeout.
 
         A run given up on goes on in the background and ends in ``on_late``; until it
         does, the collector is not run again (its outcome is ``stuck`` at once).
         """
-        name = collector.name
-        if is_stuck(name):
-            return timed_out(self.timeout)
-        if self._worker is None:
-            self._worker = _Worker(self._late, self._lock)
-        worker = self._worker
-        job = _Job(collector, src)
-        worker.jobs.put(job)
-        worker.wait(job, self.timeout)
-        with self._lock:
-            if job.done.is_set():
-                assert job.outcome is not None
-                return job.outcome
-            worker.abandoned = True
-            mark_stuck(name, time.monotonic() - self.timeout)
-        self.timeouts[name] = self.timeouts.get(name, 0) + 1
-        self._worker = None
-        return timed_out(self.timeout)
+        outcomes: Dict[str, Outcome] = {}
+        todo = []
+        for c in collectors:
+            if is_stuck(c.name):
+                outcomes[c.name] = timed_out(self.timeout)
+            else:
+                todo.append(c)
+        while todo:
+            if self._worker is None:
+                self._worker = _Worker(self._late, self._lock)
+            worker = self._worker
+            job = _Job(todo, src)
+            worker.jobs.put(job)
+            overran = worker.wait(job, self.timeout)
+            outcomes.update(job.outcomes)
+            if overran is None:
+                break
+            mark_stuck(overran.name, time.monotonic() - self.timeout)
+            self.timeouts[overran.name] = self.timeouts.get(overran.name, 0) + 1
+            outcomes[overran.name] = timed_out(self.timeout)
+            self._worker = None
+            todo = todo[todo.index(overran) + 1:]
+        return outcomes
 
     def _late(self, collector: Collector, outcome: Outcome) -> None:
         clear_stuck(collector.name)

@@ -71,14 +71,16 @@ class Blocking(Collector):
 
     name = "blocking"
 
-    def __init__(self, release: threading.Event) -> None:
+    def __init__(self, release: threading.Event, block_from: int = 1) -> None:
         super().__init__({})
         self.release = release
+        self.block_from = block_from
         self.entered = 0
 
     def collect(self, src: Source) -> Iterator[Metric]:
         self.entered += 1
-        self.release.wait()
+        if self.entered >= self.block_from:
+            self.release.wait()
         yield GaugeMetricFamily("board_torture_blocking", "came back", value=1)
 
 
@@ -131,6 +133,33 @@ def test_blocked_read_costs_only_its_collector(release: threading.Event,
         assert got["board_torture_blocking{}"] == 1.0
         assert 'board_collector_last_success_timestamp_seconds{collector=blocking}' in got
     finally:
+        runner.stop()
+
+
+def test_read_that_blocks_mid_soak_is_given_up_and_sampling_goes_on(
+        release: threading.Event) -> None:
+    """The scheduler thread itself is stuck: the watchdog gives it up for a fresh one."""
+    counting, blocking = Counting(), Blocking(release, block_from=5)
+    runner = ScrapeRunner([blocking, counting], SnapshotSource({}), interval=0.05,
+                          timeout=0.2)
+    runner.start()
+    try:
+        wait_for(lambda: blocking.entered == 5, "the read to block")
+        runs = counting.runs
+        wait_for(lambda: counting.runs > runs + 20, "sampling to go on past the blocked read")
+        got = samples(runner.exposition())
+        assert got["board_collector_success{collector=blocking}"] == 0.0
+        assert got["board_collector_timeouts_total{collector=blocking}"] == 1.0
+        assert blocking.entered == 5
+        stamp = got["board_collector_last_success_timestamp_seconds{collector=blocking}"]
+        release.set()
+        wait_for(lambda: samples(runner.exposition()).get(
+            "board_collector_success{collector=blocking}") == 1.0, "recovery")
+        got = samples(runner.exposition())
+        assert got["board_collector_last_success_timestamp_seconds{collector=blocking}"] > stamp
+        assert runner.healthy()[0]
+    finally:
+        release.set()
         runner.stop()
 
 
