@@ -4,8 +4,9 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -20,6 +21,79 @@ LANDING = """<!doctype html>
 <p>Platform: %s</p>
 <p><a href="/metrics">Metrics</a></p></body></html>
 """
+
+
+# What a board can afford to give HTTP clients (the listen address defaults to 0.0.0.0):
+MAX_CONNECTIONS = 32  # handler threads at once; more connections are closed at once
+MAX_PER_CLIENT = 8  # of those, from one address
+MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers
+HEAD_TIMEOUT = 10.0  # seconds to send them, once a request has begun
+IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may wait for its next request
+
+
+class HeadLimitExceeded(Exception):
+    """A client sent too large or too slow a request head."""
+
+
+class _HeadReader:
+    """``rfile`` for a handler: request heads bounded in size and time.
+
+    ``BaseHTTPRequestHandler`` would buffer up to 100 header lines of 64 KB each, and
+    a socket timeout alone lets a client trickle one byte per timeout for ever. Reads
+    here come from the socket in chunks, each recv given only the time left.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.budget = MAX_REQUEST_HEAD
+        self.deadline = 0.0
+        self._started = False
+
+    def next_request(self) -> None:
+        """Reset the limits: the next request may start within the idle timeout."""
+        self.budget = MAX_REQUEST_HEAD
+        self.deadline = time.monotonic() + IDLE_TIMEOUT
+        self._started = False
+
+    def _fill(self) -> bool:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise HeadLimitExceeded("request head not sent in time")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(4096)
+        except socket.timeout:
+            raise HeadLimitExceeded("request head not sent in time") from None
+        if chunk and not self._started:
+            self._started = True
+            self.deadline = min(self.deadline, time.monotonic() + HEAD_TIMEOUT)
+        self.budget -= len(chunk)
+        if self.budget < 0:
+            raise HeadLimitExceeded("request head larger than %d bytes" % MAX_REQUEST_HEAD)
+        self.buf += chunk
+        return bool(chunk)
+
+    def readline(self, limit: int = -1) -> bytes:
+        while b"\n" not in self.buf and (limit < 0 or len(self.buf) < limit):
+            if not self._fill():
+                break
+        end = self.buf.find(b"\n") + 1 or len(self.buf)
+        if limit >= 0:
+            end = min(end, limit)
+        line, self.buf = self.buf[:end], self.buf[end:]
+        return line
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            if not self._fill():
+                break
+        n = len(self.buf) if n < 0 else n
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def close(self) -> None:
+        pass
 
 
 def parse_listen(value: str) -> Tuple[str, int]:
@@ -44,6 +118,40 @@ class MetricsServer(ThreadingHTTPServer):
         self.platform = platform
         self.web = web or WebConfig()
         self.health = health or (lambda: (True, "ok"))
+        self._slots = threading.Lock()
+        self._open: Dict[str, int] = {}  # connections being handled, per client address
+        self.refused = 0  # connections closed at once: too many open
+        self._refusal_logged = 0.0
+
+    def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
+        """Take a handler slot for the connection, or refuse it (closed at once)."""
+        host = client_address[0]
+        with self._slots:
+            total = sum(self._open.values())
+            if total >= MAX_CONNECTIONS or self._open.get(host, 0) >= MAX_PER_CLIENT:
+                self.refused += 1
+                now = time.monotonic()
+                if now - self._refusal_logged > 60:
+                    self._refusal_logged = now
+                    log.warning("refusing connections: %d open (%d from %s); %d refused "
+                                "so far", total, self._open.get(host, 0), host, self.refused)
+                return False
+            self._open[host] = self._open.get(host, 0) + 1
+        return True
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._slots:
+                left = self._open.get(client_address[0], 1) - 1
+                if left > 0:
+                    self._open[client_address[0]] = left
+                else:
+                    self._open.pop(client_address[0], None)
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        log.debug("connection from %s failed", client_address[0], exc_info=True)
 
     def get_request(self):  # type: ignore[no-untyped-def]
         sock, addr = self.socket.accept()
@@ -69,20 +177,44 @@ class _Handler(BaseHTTPRequestHandler):
     # Keep-alive, as Prometheus scrapes: no TCP (and TLS) handshake per scrape. Every
     # response carries Content-Length; an idle connection is closed after ``timeout``.
     protocol_version = "HTTP/1.1"
-    timeout = 30
+    timeout = HEAD_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the buffered reader would hold the socket open
+        self.rfile = _HeadReader(self.connection)  # type: ignore[assignment]
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.connection.settimeout(IDLE_TIMEOUT)  # for sending the answer
+        return ok
 
     def handle(self) -> None:
         try:
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()
             super().handle()
-        except (ssl.SSLError, ConnectionError, TimeoutError) as e:
+        except (ssl.SSLError, OSError, HeadLimitExceeded) as e:
+            # Includes TLS clients that never handshake: one debug line, no traceback.
             log.debug("connection from %s dropped: %s", self.client_address[0], e)
+
+    def handle_one_request(self) -> None:
+        self.rfile.next_request()  # type: ignore[attr-defined]
+        self.connection.settimeout(HEAD_TIMEOUT)
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path != "/-/healthy" and not self.server.web.authorized(
-                self.headers.get("Authorization")):
+        web = self.server.web
+        client = self.client_address[0]
+        if path != "/-/healthy" and web.users and web.failures.blocked(client):
+            self.send_response(429)
+            self.send_header("Retry-After", "%d" % web.failures.window)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path != "/-/healthy" and not web.authorized(self.headers.get("Authorization"),
+                                                       client):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="boardfleet-agent"')
             self.send_header("Content-Length", "0")
