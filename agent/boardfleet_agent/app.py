@@ -17,7 +17,10 @@ class Agent:
     """A configured agent: call :meth:`start` to begin background sampling."""
 
     def __init__(self, cfg: AgentConfig, src: Optional[Source] = None,
-                 background: bool = True) -> None:
+                 background: bool = True, previous: Optional["Agent"] = None) -> None:
+        """``previous``: the agent this one replaces on SIGHUP. Its inference intake
+        (histograms, model loads, StatsD socket) is kept if its settings are unchanged,
+        so that a reload loses no timings."""
         self.cfg = cfg
         self.src = src or LocalSource(cfg.sysroot)
         self.platform = detect(self.src) if cfg.platform == "auto" else cfg.platform
@@ -33,7 +36,9 @@ class Agent:
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
         ProcessCollector(registry=self.live)
         # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
-        self.inference = Inference(cfg.sections, self.src)
+        self.inference = previous.inference if previous is not None and (
+            previous.inference.settings == Inference.settings_of(cfg.sections)
+            and previous.cfg.sysroot == cfg.sysroot) else Inference(cfg.sections, self.src)
         self.live.register(self.inference)
 
     def render(self) -> bytes:
@@ -48,6 +53,8 @@ class Agent:
         self.runner.start()
         self.inference.start()
 
-    def stop(self) -> None:
+    def stop(self, successor: Optional["Agent"] = None) -> None:
+        """Stop sampling, and the inference intake unless ``successor`` took it over."""
         self.runner.stop()
-        self.inference.stop()
+        if successor is None or successor.inference is not self.inference:
+            self.inference.stop()

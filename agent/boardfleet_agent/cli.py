@@ -152,11 +152,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return serve(agent, web, args)
 
 
-def _reload(args: argparse.Namespace) -> Tuple[Agent, WebConfig]:
+def _reload(args: argparse.Namespace, running: Agent) -> Tuple[Agent, WebConfig]:
     """Build a fresh agent from the config file and flags (for SIGHUP)."""
     cfg = resolve_config(args)
     web = load_web_config(args.web_config) if args.web_config else WebConfig()
-    return Agent(cfg), web
+    return Agent(cfg, previous=running), web
 
 
 def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
@@ -192,11 +192,14 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
             break
         del signals[:]
         try:
-            fresh, fresh_web = _reload(args)
+            fresh, fresh_web = _reload(args, agent)
         except (ConfigError, OSError) as e:
             log.error("reload failed, keeping the running config: %s", e)
             continue
-        agent.stop()
+        except Exception:  # a config no check foresaw must not end the agent
+            log.exception("reload failed, keeping the running config")
+            continue
+        agent.stop(successor=fresh)
         fresh.start()
         server.render, server.web, server.platform, server.health = (
             fresh.render, fresh_web, fresh.platform, fresh.healthy)
