@@ -5,8 +5,9 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Deque, Dict, Optional, Tuple
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -24,8 +25,9 @@ LANDING = """<!doctype html>
 
 
 # What a board can afford to give HTTP clients (the listen address defaults to 0.0.0.0):
-MAX_CONNECTIONS = 32  # handler threads at once; more connections are closed at once
-MAX_PER_CLIENT = 8  # of those, from one address
+MAX_CONNECTIONS = 32  # handler threads at once
+MAX_PER_CLIENT = 8  # of those, for one client address
+MAX_WAITING = 64  # accepted connections waiting for a handler; more are closed at once
 MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers
 HEAD_TIMEOUT = 10.0  # seconds to send them, once a request has begun
 IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may wait for its next request
@@ -107,6 +109,7 @@ def parse_listen(value: str) -> Tuple[str, int]:
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: bursts of connects are not SYN-retried
 
     def __init__(self, addr: Tuple[str, int], render: Callable[[], bytes],
                  platform: str, web: Optional[WebConfig] = None,
@@ -120,35 +123,87 @@ class MetricsServer(ThreadingHTTPServer):
         self.health = health or (lambda: (True, "ok"))
         self._slots = threading.Lock()
         self._open: Dict[str, int] = {}  # connections being handled, per client address
-        self.refused = 0  # connections closed at once: too many open
+        # Accepted connections waiting for a handler thread: (socket, address, since).
+        self._waiting: Deque[Tuple[socket.socket, Tuple[str, int], float]] = deque()
+        self.refused = 0  # connections closed at once: too many waiting
         self._refusal_logged = 0.0
 
-    def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
-        """Take a handler slot for the connection, or refuse it (closed at once)."""
-        host = client_address[0]
-        with self._slots:
-            total = sum(self._open.values())
-            if total >= MAX_CONNECTIONS or self._open.get(host, 0) >= MAX_PER_CLIENT:
-                self.refused += 1
-                now = time.monotonic()
-                if now - self._refusal_logged > 60:
-                    self._refusal_logged = now
-                    log.warning("refusing connections: %d open (%d from %s); %d refused "
-                                "so far", total, self._open.get(host, 0), host, self.refused)
-                return False
-            self._open[host] = self._open.get(host, 0) + 1
-        return True
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        """Hand the connection to a handler thread, or queue it while none is free.
 
-    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
+        At most MAX_CONNECTIONS handler threads run, MAX_PER_CLIENT for one address;
+        up to MAX_WAITING more connections wait, and a freed thread takes the waiting
+        connection of the address with the fewest being handled: a client holding
+        many connections open does not lock the scraper out.
+        """
+        with self._slots:
+            if not self._free_for(client_address[0]):
+                if len(self._waiting) < MAX_WAITING:
+                    self._waiting.append((request, client_address, time.monotonic()))
+                    return
+                self._refuse(client_address[0])
+                self.shutdown_request(request)
+                return
+            self._open[client_address[0]] = self._open.get(client_address[0], 0) + 1
+        threading.Thread(target=self._handle_then_next, args=(request, client_address),
+                         name="http-handler", daemon=True).start()
+
+    def _free_for(self, host: str) -> bool:
+        return (sum(self._open.values()) < MAX_CONNECTIONS
+                and self._open.get(host, 0) < MAX_PER_CLIENT)
+
+    def _refuse(self, host: str) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged > 60:
+            self._refusal_logged = now
+            log.warning("refusing connections: %d handled (%d from %s), %d waiting; %d "
+                        "refused so far", sum(self._open.values()), self._open.get(host, 0),
+                        host, len(self._waiting), self.refused)
+
+    def _handle_then_next(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            self.process_request_thread(request, client_address)
             with self._slots:
-                left = self._open.get(client_address[0], 1) - 1
+                host = client_address[0]
+                left = self._open.get(host, 1) - 1
                 if left > 0:
-                    self._open[client_address[0]] = left
+                    self._open[host] = left
                 else:
-                    self._open.pop(client_address[0], None)
+                    self._open.pop(host, None)
+                picked = self._next_waiting()
+                if picked is None:
+                    return
+                request, client_address = picked
+                self._open[client_address[0]] = self._open.get(client_address[0], 0) + 1
+
+    def _next_waiting(self) -> Optional[Tuple[socket.socket, Tuple[str, int]]]:
+        """The waiting connection to serve next (under ``_slots``), dropping stale ones."""
+        now = time.monotonic()
+        best = None
+        for i, (_sock, addr, since) in enumerate(self._waiting):
+            if now - since > IDLE_TIMEOUT:
+                continue
+            if self._free_for(addr[0]) and (
+                    best is None or self._open.get(addr[0], 0) < self._open.get(
+                        self._waiting[best][1][0], 0)):
+                best = i
+        stale = [w for w in self._waiting if now - w[2] > IDLE_TIMEOUT]
+        picked = None
+        if best is not None:
+            sock, addr, _ = self._waiting[best]
+            del self._waiting[best]
+            picked = (sock, addr)
+        for w in stale:
+            self._waiting.remove(w)
+            self.shutdown_request(w[0])
+        return picked
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._slots:
+            while self._waiting:
+                self.shutdown_request(self._waiting.popleft()[0])
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         log.debug("connection from %s failed", client_address[0], exc_info=True)

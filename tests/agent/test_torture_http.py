@@ -18,7 +18,7 @@ import bcrypt
 import pytest
 
 import boardfleet_agent.server as server_mod
-from boardfleet_agent.server import MAX_CONNECTIONS, MAX_PER_CLIENT, MetricsServer
+from boardfleet_agent.server import MAX_PER_CLIENT, MAX_WAITING, MetricsServer
 from boardfleet_agent.webconfig import WebConfig, bcrypt_checker
 
 HANG = 30.0
@@ -78,17 +78,30 @@ def test_slowloris_holds_bounded_threads_and_the_scraper_still_gets_through(
     before = threading.active_count()
     held: List[socket.socket] = []
     try:
-        for _ in range(MAX_CONNECTIONS + 20):
+        for _ in range(MAX_PER_CLIENT + MAX_WAITING + 20):
             s = connect(port)
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never ends its head
             held.append(s)
-        wait_for(lambda: srv.refused >= 20 + MAX_CONNECTIONS - MAX_PER_CLIENT,
-                 "the connections past the per-client cap to be refused")
+        # One client: MAX_PER_CLIENT handler threads, MAX_WAITING queued, the rest closed.
+        wait_for(lambda: srv.refused >= 20, "the connections past the queue to be refused")
         assert threading.active_count() <= before + MAX_PER_CLIENT
-        assert scrape(port) == (200, BODY)
+        assert scrape(port) == (200, BODY)  # another address: a thread of its own
     finally:
         for s in held:
             s.close()
+
+
+def test_concurrent_scrapes_past_the_per_client_cap_wait_their_turn(
+        server: Tuple[MetricsServer, int]) -> None:
+    _, port = server
+    results: List[Tuple[int, bytes]] = []
+    threads = [threading.Thread(target=lambda: results.append(scrape(port)))
+               for _ in range(3 * MAX_PER_CLIENT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG)
+    assert results == [(200, BODY)] * len(threads)
 
 
 def test_slow_request_head_is_cut_off(server: Tuple[MetricsServer, int],
