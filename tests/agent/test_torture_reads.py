@@ -143,3 +143,21 @@ def test_the_quadratic_line_from_the_issue_is_parsed_quickly() -> None:
     text = ('+---ZONE: PHYS(0x1, 0x2), nBYTES=1KB, NAME="anonymous"\n'
             + MMB + 'length=1KB, name="x" ' * 50000 + "y\n")
     assert finishes(lambda: parse_media_mem(text))
+
+
+def test_mmz_allocation_names_from_apps_are_capped_with_other() -> None:
+    from boardfleet_agent.collectors.mmz import MAX_ALLOCATION_NAMES, zone_families
+
+    lines = ['+---ZONE: PHYS(0x10000000, 0x20000000), nBYTES=262144KB, NAME="anonymous"']
+    for i in range(500):  # an app naming every allocation differently
+        lines.append('   |-MMB: phys(0x%x, 0x%x), kvirt=0x0, flags=0x0, length=%dKB, '
+                     'name="buf%d"' % (0x10000000 + i * 0x2000, 0x10000000 + i * 0x2000
+                                       + 0x1000 * (1 + i % 2), 4 * (1 + i % 2), i))
+    zones = parse_media_mem("\n".join(lines) + "\n").zones
+    fams = {f.name: f for f in zone_families(zones)}
+    names = {s.labels["name"]: s.value for s in fams["board_mmz_allocation_bytes"].samples}
+    counts = {s.labels["name"]: s.value for s in fams["board_mmz_allocations"].samples}
+    assert len(names) == MAX_ALLOCATION_NAMES and "other" in names
+    assert sum(names.values()) == sum(b.length_kb * 1024 for b in zones[0].blocks)
+    assert sum(counts.values()) == 500
+    assert all(v == 8 * 1024 for n, v in names.items() if n != "other")  # the largest kept
