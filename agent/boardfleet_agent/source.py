@@ -182,7 +182,10 @@ def _read_capped(hp: str) -> bytes:
     # are read (procfs, sysfs and debugfs files are); then reads block as usual.
     fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), hp)
+        if not stat.S_ISREG(mode):
             raise SourceError("%s is not a regular file" % hp)
         os.set_blocking(fd, True)
         chunks = []
