@@ -45,10 +45,15 @@ log = logging.getLogger("boardfleet.agent")
 
 
 class _ErrorLog:
-    """Logs each (collector, reason) once, and again only after it recovered."""
+    """Logs each (collector, reason) once, and again only after it recovered.
+
+    A collector whose source goes away (a driver unloaded, ``media-mem`` gone) or comes
+    back is logged at info level: its series disappear or return.
+    """
 
     def __init__(self) -> None:
         self._last: Dict[str, str] = {}
+        self._absent: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
     def note(self, name: str, outcome: Outcome) -> None:
@@ -60,7 +65,14 @@ class _ErrorLog:
             elif not current and previous:
                 log.info("collector %s recovered", name)
             self._last[name] = current
-        if outcome.absent:
+            was_absent = self._absent.get(name)
+            self._absent[name] = outcome.absent
+        if outcome.absent and was_absent is False:
+            log.info("collector %s: its source is gone (%s); its series are dropped",
+                     name, outcome.error)
+        elif not outcome.absent and was_absent:
+            log.info("collector %s: its source is back", name)
+        elif outcome.absent:
             log.debug("collector %s: no data (%s)", name, outcome.error)
 
 

@@ -8,6 +8,7 @@ bounded, and the collector comes back when its read returns. Time bounds here ar
 generous "did not hang" limits; every other check waits for an event.
 """
 
+import logging
 import os
 import shutil
 import signal
@@ -338,3 +339,55 @@ def test_agent_cmd_help_names_the_timeout() -> None:
     out = subprocess.run(agent_cmd("--help"), capture_output=True, text=True, timeout=HANG,
                          check=True).stdout
     assert "--collector-timeout" in out
+
+
+def test_reload_with_nested_arrays_keeps_the_running_agent(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text("sample_interval = 1\n")
+    generic = str(FIXTURES / "generic")
+    with served_agent(generic, "--config", str(config), "--statsd-listen", "off") as (
+            base, proc):
+        config.write_text('[collectors.processes]\nnames = [["a", ["b"]]]\n'
+                          '[inference]\nmax_models = [[1]]\ntags = [["x"]]\n')
+        proc.send_signal(signal.SIGHUP)
+        config.write_text("sample_interval = [[0.5]]\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: proc.poll() is not None or b"reload failed" in _stderr_so_far(proc),
+                 "the reload to be refused")
+        assert proc.poll() is None
+        assert urllib.request.urlopen(base + "/metrics", timeout=HANG).status == 200
+
+
+def _stderr_so_far(proc: subprocess.Popen) -> bytes:
+    """What the agent logged until now (stderr read without blocking)."""
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    chunk = proc.stderr.read() or b""
+    proc._seen = getattr(proc, "_seen", b"") + chunk  # type: ignore[attr-defined]
+    return proc._seen  # type: ignore[attr-defined]
+
+
+def test_a_source_that_goes_away_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from boardfleet_agent.errors import NoData
+
+    class Flaky(Collector):
+        name = "flaky"
+        gone = False
+
+        def collect(self, src: Source) -> Iterator[Metric]:
+            if self.gone:
+                raise NoData("no /proc/media-mem")
+            yield GaugeMetricFamily("board_torture_flaky", "flaky", value=1)
+
+    caplog.set_level(logging.INFO, logger="boardfleet.agent")
+    flaky = Flaky({})
+    runner = ScrapeRunner([flaky], SnapshotSource({}), background=False)
+    runner.exposition()
+    flaky.gone = True
+    runner.exposition()
+    flaky.gone = False
+    runner.exposition()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "collector flaky: its source is gone (no /proc/media-mem); its series are " \
+           "dropped" in messages
+    assert "collector flaky: its source is back" in messages
