@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -81,6 +82,8 @@ class FileFollower:
         self._f: Optional[IO[bytes]] = None
         self._ino: Tuple[int, int] = (0, 0)
         self._buf = b""
+        self._skipping = False  # inside a line longer than MAX_LINE: drop to its end
+        self._refused = False  # the path is not a regular file (logged once)
 
     def close(self) -> None:
         if self._f is not None:
@@ -111,11 +114,21 @@ class FileFollower:
 
     def _open(self) -> bool:
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 (kept open across polls)
+            # O_NONBLOCK: opening a FIFO would wait for a writer, freezing every file.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             self._from_start = True  # when it appears, all of it is new
             return False
-        st = os.fstat(f.fileno())
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if not self._refused:
+                log.warning("logtail %s: not a regular file, not followed", self.path)
+            self._refused = True
+            return False
+        self._refused = False
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
         self._ino = (st.st_dev, st.st_ino)
         if not self._from_start:
             f.seek(0, os.SEEK_END)
@@ -125,8 +138,12 @@ class FileFollower:
     def _lines(self, data: bytes) -> List[str]:
         parts = (self._buf + data).split(b"\n")
         self._buf = parts.pop()
+        if self._skipping and parts:
+            parts.pop(0)  # the end of a line too long to keep: not a record of its own
+            self._skipping = False
         if len(self._buf) > MAX_LINE:
             self._buf = b""
+            self._skipping = True
         return [p.decode("utf-8", "replace") for p in parts if len(p) <= MAX_LINE]
 
 
