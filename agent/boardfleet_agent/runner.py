@@ -103,6 +103,10 @@ class BackgroundSampler:
         self.timeouts = 0
         self._stopping = False
         self._wakeup: Optional[Wakeup] = None  # created by start(): fds only while running
+        # Whoever comes last, a join that timed out or the thread's end, closes the
+        # wakeup's fds: a run stuck in a vendor tool during SIGHUP leaks none.
+        self._end_lock = threading.Lock()
+        self._ended = self._orphaned = False
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -120,10 +124,13 @@ class BackgroundSampler:
         if self._thread is None or self._wakeup is None:
             return
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("collector %s did not stop within %gs", self.collector.name, timeout)
-        else:
-            self._wakeup.close()
+        with self._end_lock:
+            if not self._ended:
+                self._orphaned = True
+                log.warning("collector %s did not stop within %gs; its run ends alone",
+                            self.collector.name, timeout)
+                return
+        self._wakeup.close()
 
     def check(self) -> Optional[Tuple[Outcome, float]]:
         """The latest result to serve: a stuck outcome while the current run overruns."""
@@ -139,6 +146,16 @@ class BackgroundSampler:
         return self.latest
 
     def _loop(self, wakeup: Wakeup) -> None:
+        try:
+            self._sample_until_stopped(wakeup)
+        finally:
+            with self._end_lock:
+                self._ended = True
+                orphaned = self._orphaned
+            if orphaned:
+                wakeup.close()
+
+    def _sample_until_stopped(self, wakeup: Wakeup) -> None:
         name = self.collector.name
         while not self._stopping:
             started = time.monotonic()

@@ -391,3 +391,23 @@ def test_a_source_that_goes_away_is_logged(caplog: pytest.LogCaptureFixture) -> 
     assert "collector flaky: its source is gone (no /proc/media-mem); its series are " \
            "dropped" in messages
     assert "collector flaky: its source is back" in messages
+
+
+def test_stopping_during_a_blocked_background_run_leaks_no_fds(
+        release: threading.Event) -> None:
+    """SIGHUP while a vendor tool runs: the sampler's fds close when its run ends."""
+    class BlockingBackground(Blocking):
+        background = True
+
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        blocking = BlockingBackground(release)
+        runner = ScrapeRunner([blocking], SnapshotSource({}), {"blocking": 0.05},
+                              timeout=0.1)
+        runner.start()
+        wait_for(lambda b=blocking: b.entered == 1, "the run to block")
+        runner.stop()  # gives up waiting on the blocked run
+        release.set()
+        wait_for(lambda r=runner: not r.samplers[0]._thread.is_alive(), "the run to end")
+        release.clear()
+    assert len(os.listdir("/proc/self/fd")) <= fds
