@@ -182,11 +182,14 @@ def _read_capped(hp: str) -> bytes:
     # are read (procfs, sysfs and debugfs files are); then reads block as usual.
     fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), hp)
         if not stat.S_ISREG(mode):
             raise SourceError("%s is not a regular file" % hp)
+        if st.st_size > MAX_FILE_BYTES:  # procfs says 0: then the read tells
+            raise _too_large(hp)
         os.set_blocking(fd, True)
         chunks = []
         size = 0
@@ -197,11 +200,15 @@ def _read_capped(hp: str) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_FILE_BYTES:
-                raise SourceError("%s is larger than %d bytes: not parsed, so that no "
-                                  "partial total is served" % (hp, MAX_FILE_BYTES))
+                raise _too_large(hp)
     finally:
         os.close(fd)
     return b"".join(chunks)
+
+
+def _too_large(hp: str) -> SourceError:
+    return SourceError("%s is larger than %d bytes: not parsed, so that no partial total "
+                       "is served" % (hp, MAX_FILE_BYTES))
 
 
 def _glob_host(pattern: str) -> Iterable[str]:

@@ -161,3 +161,13 @@ def test_mmz_allocation_names_from_apps_are_capped_with_other() -> None:
     assert sum(names.values()) == sum(b.length_kb * 1024 for b in zones[0].blocks)
     assert sum(counts.values()) == 500
     assert all(v == 8 * 1024 for n, v in names.items() if n != "other")  # the largest kept
+
+
+def test_procfs_file_past_the_cap_is_refused_by_the_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """procfs reports size 0, so the cap is enforced on the bytes actually read."""
+    maps = Path("/proc/self/maps")
+    assert maps.stat().st_size == 0
+    monkeypatch.setattr(source_mod, "MAX_FILE_BYTES", 100)
+    with pytest.raises(SourceError, match="larger than 100 bytes"):
+        LocalSource("/").read_text("/proc/self/maps")
