@@ -1,6 +1,6 @@
 """Assembles an agent from its config: source, platform, collectors and registry."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -17,7 +17,10 @@ class Agent:
     """A configured agent: call :meth:`start` to begin background sampling."""
 
     def __init__(self, cfg: AgentConfig, src: Optional[Source] = None,
-                 background: bool = True) -> None:
+                 background: bool = True, previous: Optional["Agent"] = None) -> None:
+        """``previous``: the agent this one replaces on SIGHUP. Its inference intake
+        (histograms, model loads, StatsD socket) is kept if its settings are unchanged,
+        so that a reload loses no timings."""
         self.cfg = cfg
         self.src = src or LocalSource(cfg.sysroot)
         self.platform = detect(self.src) if cfg.platform == "auto" else cfg.platform
@@ -26,23 +29,32 @@ class Agent:
             for cls in collectors_for(self.platform, cfg.enabled_choices())
         ]
         self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
-                                   background=background, interval=cfg.sample_interval)
+                                   background=background, interval=cfg.sample_interval,
+                                   timeout=cfg.collector_timeout)
         # Rendered on every scrape: cheap, and current to the moment of the scrape.
         self.live = CollectorRegistry(auto_describe=False)
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
         ProcessCollector(registry=self.live)
         # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
-        self.inference = Inference(cfg.sections, self.src)
+        self.inference = previous.inference if previous is not None and (
+            previous.inference.settings == Inference.settings_of(cfg.sections)
+            and previous.cfg.sysroot == cfg.sysroot) else Inference(cfg.sections, self.src)
         self.live.register(self.inference)
 
     def render(self) -> bytes:
         """One scrape's exposition text: the board's last sample, then live metrics."""
         return self.runner.exposition() + render(self.live.collect())
 
+    def healthy(self) -> Tuple[bool, str]:
+        """Whether sampling goes on (for ``/-/healthy``), and why not."""
+        return self.runner.healthy()
+
     def start(self) -> None:
         self.runner.start()
         self.inference.start()
 
-    def stop(self) -> None:
+    def stop(self, successor: Optional["Agent"] = None) -> None:
+        """Stop sampling, and the inference intake unless ``successor`` took it over."""
         self.runner.stop()
-        self.inference.stop()
+        if successor is None or successor.inference is not self.inference:
+            self.inference.stop()

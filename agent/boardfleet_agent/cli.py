@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 from boardfleet_agent import __version__
 from boardfleet_agent.app import Agent
 from boardfleet_agent.config import (
+    DEFAULT_COLLECTOR_TIMEOUT,
     DEFAULT_LISTEN,
     DEFAULT_SAMPLE_INTERVAL,
     PLATFORM_CHOICES,
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often collectors are sampled; a scrape serves the last "
                         "sample (default %g; a collector's own interval wins)"
                         % DEFAULT_SAMPLE_INTERVAL)
+    p.add_argument("--collector-timeout", type=_seconds, metavar="SECONDS",
+                   help="a collector run still going after this long (a blocked read) "
+                        "is served as failed and not run again until it returns "
+                        "(default %g)" % DEFAULT_COLLECTOR_TIMEOUT)
     p.add_argument("--statsd-listen", metavar="HOST:PORT",
                    help="UDP address for StatsD inference timings, or 'off' "
                         "(default 127.0.0.1:8125)")
@@ -97,7 +102,8 @@ def _collector_help(cls: type) -> str:
 
 def resolve_config(args: argparse.Namespace) -> AgentConfig:
     cfg = load_file(args.config) if args.config else AgentConfig()
-    for key in ("sysroot", "platform", "listen", "log_level", "sample_interval"):
+    for key in ("sysroot", "platform", "listen", "log_level", "sample_interval",
+                "collector_timeout"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, value)
@@ -146,11 +152,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return serve(agent, web, args)
 
 
-def _reload(args: argparse.Namespace) -> Tuple[Agent, WebConfig]:
+def _reload(args: argparse.Namespace, running: Agent) -> Tuple[Agent, WebConfig]:
     """Build a fresh agent from the config file and flags (for SIGHUP)."""
     cfg = resolve_config(args)
     web = load_web_config(args.web_config) if args.web_config else WebConfig()
-    return Agent(cfg), web
+    return Agent(cfg, previous=running), web
 
 
 def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
@@ -161,7 +167,8 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
     """
     listen = agent.cfg.listen
     try:
-        server = MetricsServer(parse_listen(listen), agent.render, agent.platform, web)
+        server = MetricsServer(parse_listen(listen), agent.render, agent.platform, web,
+                               agent.healthy)
     except (ValueError, OSError) as e:
         sys.stderr.write("boardfleet-agent: cannot listen on %s: %s\n" % (listen, e))
         return 2
@@ -179,17 +186,23 @@ def serve(agent: Agent, web: WebConfig, args: argparse.Namespace) -> int:
     while True:
         while not signals:
             wakeup.sleep(5.0)
-        if signals.pop(0) != signal.SIGHUP:
+        # SIGTERM/SIGINT win over reloads queued before them; SIGHUPs that piled up
+        # during one reload are one reload.
+        if any(signum != signal.SIGHUP for signum in signals):
             break
+        del signals[:]
         try:
-            fresh, fresh_web = _reload(args)
+            fresh, fresh_web = _reload(args, agent)
         except (ConfigError, OSError) as e:
             log.error("reload failed, keeping the running config: %s", e)
             continue
-        agent.stop()
+        except Exception:  # a config no check foresaw must not end the agent
+            log.exception("reload failed, keeping the running config")
+            continue
+        agent.stop(successor=fresh)
         fresh.start()
-        server.render, server.web, server.platform = (
-            fresh.render, fresh_web, fresh.platform)
+        server.render, server.web, server.platform, server.health = (
+            fresh.render, fresh_web, fresh.platform, fresh.healthy)
         agent = fresh
         log.info("config reloaded (%d collectors)", len(agent.collectors))
     log.info("stopping")

@@ -7,6 +7,7 @@ The config file holds the same settings as the flags::
     platform = "auto"            # auto | hisi | horizon | snapdragon | generic
     disable_defaults = false     # run only collectors enabled explicitly
     sample_interval = 1          # seconds between samples; scrapes serve the last one
+    collector_timeout = 5        # seconds a collector run may take before it is given up
 
     [collectors.mmz]
     enabled = true
@@ -22,6 +23,7 @@ from typing import Any, Dict, Optional
 DEFAULT_PORT = 9776
 DEFAULT_LISTEN = "0.0.0.0:%d" % DEFAULT_PORT
 DEFAULT_SAMPLE_INTERVAL = 1.0
+DEFAULT_COLLECTOR_TIMEOUT = 5.0
 PLATFORM_CHOICES = ("auto", "hisi", "horizon", "snapdragon", "generic")
 
 
@@ -39,6 +41,7 @@ class AgentConfig:
         self.disable_defaults = False
         self.log_level = "info"
         self.sample_interval = DEFAULT_SAMPLE_INTERVAL
+        self.collector_timeout = DEFAULT_COLLECTOR_TIMEOUT
         # Per collector: {"enabled": bool, "interval": float, <collector settings>}.
         self.collectors: Dict[str, Dict[str, Any]] = {}
         # Other top-level tables (for example [statsd]) for the parts that read them.
@@ -102,11 +105,11 @@ def load_file(path: str, cfg: Optional[AgentConfig] = None) -> AgentConfig:
             if key == "platform" and value not in PLATFORM_CHOICES:
                 raise ConfigError("%s must be one of %s" % (where, ", ".join(PLATFORM_CHOICES)))
             setattr(cfg, key, value)
-        elif key == "sample_interval":
+        elif key in ("sample_interval", "collector_timeout"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     0.05 <= value <= 3600):
                 raise ConfigError("%s must be 0.05 to 3600 seconds" % where)
-            cfg.sample_interval = float(value)
+            setattr(cfg, key, float(value))
         elif key == "disable_defaults":
             if not isinstance(value, bool):
                 raise ConfigError("%s must be true or false" % where)

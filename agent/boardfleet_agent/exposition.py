@@ -6,6 +6,7 @@ classic names (docs/metrics.md), so :func:`render` writes them directly, in the 
 bytes, at a third of the cost. Any other family goes through ``generate_latest``.
 """
 
+import hashlib
 from typing import Iterable, Iterator, List
 
 from prometheus_client.core import Metric
@@ -32,7 +33,15 @@ def _plain(fam: Metric) -> bool:
     return all(s.timestamp is None and s.name not in moved for s in fam.samples)
 
 
+# Label values longer than this (a 10 MB device-tree model, an app-chosen name) are cut,
+# with a hash of the whole value so that two long values stay two series.
+MAX_LABEL_VALUE = 256
+
+
 def _escape(value: str) -> str:
+    if len(value) > MAX_LABEL_VALUE:
+        digest = hashlib.sha1(value.encode("utf-8", "replace")).hexdigest()[:12]
+        value = "%s~%s" % (value[:MAX_LABEL_VALUE - 13], digest)
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 

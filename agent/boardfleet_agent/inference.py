@@ -11,6 +11,7 @@ tables (see docs/inference.md)::
     tags = ["backend"]             # DogStatsD tags kept as labels besides model
     max_models = 50
     max_series = 500
+    max_series_per_model = 50      # one model's tag values cannot take all the series
 
     [logtail]
     poll_interval = 0.5
@@ -56,6 +57,9 @@ class Inference:
     """Owns the intake thread and tailers; a prometheus_client custom collector."""
 
     def __init__(self, sections: Mapping[str, Mapping[str, Any]], src: Source) -> None:
+        # What this intake was built from: a reload with the same tables keeps it, and
+        # with it the histograms, the load records and the socket.
+        self.settings = self.settings_of(sections)
         statsd = sections.get("statsd", {})
         inference = sections.get("inference", {})
         listen = _get(statsd, "statsd", "listen", str, DEFAULT_STATSD_LISTEN)
@@ -64,14 +68,17 @@ class Inference:
         if "model" in self.tags or not all(_TAG_NAME.match(t) for t in self.tags):
             raise ConfigError("inference.tags must be tag names other than model")
         max_models = _get(inference, "inference", "max_models", int, 50)
+        max_series = _get(inference, "inference", "max_series", int, 500)
         self.histograms = LatencyHistograms(
-            self.tags, max_models, _get(inference, "inference", "max_series", int, 500))
+            self.tags, max_models, max_series,
+            _get(inference, "inference", "max_series_per_model", int, min(50, max_series)))
         self.loads = ModelLoads(lambda pid: accelerator_bytes(src, pid), max_models)
         self.logstats = LogStats()
         self.tailer = _tailer(sections.get("logtail", {}), self.logstats)
         self.rejected = dict.fromkeys(REASONS, 0)
         self._routes: Dict[str, Tuple[Tuple[str, ...], float]] = {}
         self._heard = False
+        self._started = False
         self._lock = threading.Lock()
         self.intake: Optional[UdpIntake] = None
         if listen != "off":
@@ -80,7 +87,15 @@ class Inference:
             except ValueError as e:
                 raise ConfigError("statsd listen: %s" % e) from None
 
+    @staticmethod
+    def settings_of(sections: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+        return {k: sections.get(k) for k in ("statsd", "inference", "logtail")}
+
     def start(self) -> None:
+        """Start the intake and tailers (again on a kept intake: then nothing happens)."""
+        if self._started:
+            return
+        self._started = True
         if self.intake is not None:
             self.intake.start()
         self.tailer.start()
@@ -166,6 +181,12 @@ class Inference:
             for reason, n in rejected:
                 counter.add_metric([reason], n)
             yield counter
+        drops = self.intake.kernel_drops() if self.intake is not None else None
+        if drops is not None:
+            yield CounterMetricFamily(
+                "board_inference_dropped_datagrams",
+                "StatsD datagrams the kernel dropped because the agent's receive buffer "
+                "was full (the socket's drops in /proc/net/udp).", value=drops)
 
 
 def _get(table: Mapping[str, Any], where: str, key: str, kind: Any, default: Any) -> Any:

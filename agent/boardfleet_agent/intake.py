@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 from typing import Callable, Optional, Tuple
@@ -40,6 +41,24 @@ class UdpIntake:
         self._thread.start()
         return True
 
+    def kernel_drops(self) -> Optional[int]:
+        """Datagrams the kernel dropped from this socket (``drops`` in /proc/net/udp).
+
+        None where the kernel does not report it or the socket is not bound.
+        """
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            inode = str(os.fstat(sock.fileno()).st_ino)
+        except OSError:
+            return None
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            found = _drops(table, inode)
+            if found is not None:
+                return found
+        return None
+
     def stop(self) -> None:
         if self._sock is None:
             return
@@ -69,3 +88,23 @@ class UdpIntake:
                     handle(data)
                 except Exception:
                     log.exception("statsd datagram handler failed")
+
+
+def _drops(table: str, inode: str) -> Optional[int]:
+    """The ``drops`` column of the socket with ``inode`` in a /proc/net/udp table."""
+    try:
+        with open(table, encoding="ascii", errors="replace") as f:
+            header = f.readline().split()
+            if "drops" not in header:
+                return None
+            # Header words and row fields line up after "tx_queue rx_queue" and
+            # "tr tm->when" became one field each: index from the end.
+            back = len(header) - header.index("drops")
+            ino_back = len(header) - header.index("inode")
+            for line in f:
+                fields = line.split()
+                if len(fields) >= ino_back and fields[-ino_back] == inode:
+                    return int(fields[-back])
+    except (OSError, ValueError):
+        return None
+    return None

@@ -5,6 +5,7 @@ under the same lock and builds the exposition afterwards, so it never holds up i
 """
 
 import bisect
+import math
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -35,15 +36,19 @@ class _Series:
 class LatencyHistograms:
     """``board_inference_latency_seconds`` by ``model`` plus the allowed extra tags.
 
-    At most ``max_models`` distinct models and ``max_series`` label sets are stored;
-    observations that would add more are refused with a reason instead.
+    At most ``max_models`` distinct models and ``max_series`` label sets are stored,
+    and at most ``max_series_per_model`` for one model, so that one model's tag values
+    cannot lock every other model out; observations that would add more are refused
+    with a reason instead. An observation that would make a count or sum infinite is
+    refused too.
     """
 
     def __init__(self, extra_labels: Sequence[str] = (), max_models: int = 50,
-                 max_series: int = 500) -> None:
+                 max_series: int = 500, max_series_per_model: int = 50) -> None:
         self.label_names = ["model", *extra_labels]
         self.max_models = max_models
         self.max_series = max_series
+        self.max_series_per_model = max_series_per_model
         self._series: Dict[Labels, _Series] = {}
         self._models: Dict[str, int] = {}
         self._lock = threading.Lock()
@@ -57,15 +62,19 @@ class LatencyHistograms:
                 if reason:
                     return reason
                 s = self._series[labels] = _Series()
+            total = s.total + seconds * weight
+            if not math.isfinite(total):
+                return "not_finite"
             s.counts[bisect.bisect_left(BUCKETS, seconds)] += weight
-            s.total += seconds * weight
+            s.total = total
         return None
 
     def _admit(self, labels: Labels) -> Optional[str]:
         model = labels[0]
         if model not in self._models and len(self._models) >= self.max_models:
             return "too_many_models"
-        if len(self._series) >= self.max_series:
+        if len(self._series) >= self.max_series or (
+                self._models.get(model, 0) >= self.max_series_per_model):
             return "too_many_series"
         self._models[model] = self._models.get(model, 0) + 1
         return None

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,7 @@ log = logging.getLogger("boardfleet.agent")
 GROUPS = ("latency_ms", "fps", "frames")
 MAX_READ = 1 << 20    # bytes read from one file per poll
 MAX_LINE = 64 << 10   # a longer line is dropped rather than buffered
+MAX_LAG = 64 * MAX_READ  # unread bytes past this are skipped: the tail catches up
 
 BUILTIN = {
     "hrt_model_exec": (
@@ -81,6 +83,10 @@ class FileFollower:
         self._f: Optional[IO[bytes]] = None
         self._ino: Tuple[int, int] = (0, 0)
         self._buf = b""
+        self._skipping = False  # inside a line longer than MAX_LINE: drop to its end
+        self._refused = False  # the path is not a regular file (logged once)
+        self.lag = 0  # bytes written but not read yet, after the last poll
+        self.skipped = 0  # bytes jumped over to catch up with a writer too fast to follow
 
     def close(self) -> None:
         if self._f is not None:
@@ -92,7 +98,9 @@ class FileFollower:
         if self._f is None and not self._open():
             return []
         assert self._f is not None
+        self._catch_up(self._f)
         data = self._f.read(MAX_READ)
+        self.lag = max(0, os.fstat(self._f.fileno()).st_size - self._f.tell())
         if not data:
             try:
                 st = os.stat(self.path)
@@ -109,13 +117,34 @@ class FileFollower:
             return []
         return self._lines(data)
 
+    def _catch_up(self, f: IO[bytes]) -> None:
+        """Jump to the end when more than MAX_LAG bytes wait: recent lines matter most."""
+        behind = os.fstat(f.fileno()).st_size - f.tell()
+        if behind > MAX_LAG:
+            f.seek(0, os.SEEK_END)
+            self.skipped += behind
+            self._buf = b""
+            self._skipping = True  # the jump lands inside a line
+            log.warning("logtail %s: %d bytes behind the writer, skipped to the end",
+                        self.path, behind)
+
     def _open(self) -> bool:
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 (kept open across polls)
+            # O_NONBLOCK: opening a FIFO would wait for a writer, freezing every file.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             self._from_start = True  # when it appears, all of it is new
             return False
-        st = os.fstat(f.fileno())
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if not self._refused:
+                log.warning("logtail %s: not a regular file, not followed", self.path)
+            self._refused = True
+            return False
+        self._refused = False
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
         self._ino = (st.st_dev, st.st_ino)
         if not self._from_start:
             f.seek(0, os.SEEK_END)
@@ -125,8 +154,12 @@ class FileFollower:
     def _lines(self, data: bytes) -> List[str]:
         parts = (self._buf + data).split(b"\n")
         self._buf = parts.pop()
+        if self._skipping and parts:
+            parts.pop(0)  # the end of a line too long to keep: not a record of its own
+            self._skipping = False
         if len(self._buf) > MAX_LINE:
             self._buf = b""
+            self._skipping = True
         return [p.decode("utf-8", "replace") for p in parts if len(p) <= MAX_LINE]
 
 
@@ -137,6 +170,8 @@ class LogStats:
         self.latency: Dict[str, float] = {}
         self.fps: Dict[str, float] = {}
         self.frames: Dict[str, float] = {}
+        self.lag: Dict[str, float] = {}
+        self.skipped: Dict[str, float] = {}
         self._last_frames: Dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -154,10 +189,17 @@ class LogStats:
                     now - last if now >= last else now)
                 self._last_frames[model] = now
 
+    def follow(self, model: str, follower: "FileFollower") -> None:
+        """Note how far the tail of ``model``'s log is behind its writer."""
+        with self._lock:
+            self.lag[model] = follower.lag
+            self.skipped[model] = follower.skipped
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            latency, fps, frames = (sorted(d.items())
-                                    for d in (self.latency, self.fps, self.frames))
+            latency, fps, frames, lag, skipped = (
+                sorted(d.items()) for d in (self.latency, self.fps, self.frames, self.lag,
+                                            self.skipped))
         specs = (
             (GaugeMetricFamily, "board_inference_average_latency_seconds",
              "Average inference latency printed by the app's log.", latency),
@@ -166,6 +208,11 @@ class LogStats:
             (CounterMetricFamily, "board_inference_frames_total",
              "Frames counted in the app's log (restarts of the app's counter are added).",
              frames),
+            (GaugeMetricFamily, "board_inference_log_lag_bytes",
+             "Bytes of the app's log written but not read yet by the agent.", lag),
+            (CounterMetricFamily, "board_inference_log_skipped_bytes",
+             "Bytes of the app's log skipped to catch up with a writer too fast to follow.",
+             skipped),
         )
         for cls, name, doc, items in specs:
             if items:
@@ -210,6 +257,7 @@ class LogTailer:
                 log.warning("logtail %s: %s", follower.path, e)
                 follower.close()
                 continue
+            self.stats.follow(model, follower)
             for line in lines:
                 values = pattern.extract(line)
                 if values:

@@ -3,6 +3,7 @@
 import re
 from typing import Dict
 
+from boardfleet_agent.errors import SourceError
 from boardfleet_agent.parsers.hisi_umap import sdk_version
 from boardfleet_agent.source import Source
 
@@ -23,7 +24,7 @@ def read_dt(src: Source, paths: tuple) -> str:
     for p in paths:
         try:
             return src.read_text(p).replace("\x00", " ").strip()
-        except OSError:
+        except (OSError, SourceError):
             continue
     return ""
 
@@ -51,11 +52,11 @@ def describe(src: Source) -> Dict[str, str]:
     kernel = ""
     try:
         kernel = src.read_text("/proc/sys/kernel/osrelease").strip()
-    except OSError:
+    except (OSError, SourceError):
         try:
             parts = src.read_text("/proc/version").split()
             kernel = parts[2] if len(parts) > 2 else ""
-        except OSError:
+        except (OSError, SourceError):
             pass
     return {"soc": soc, "model": model, "kernel": kernel}
 
@@ -65,7 +66,7 @@ def hisi_sdk_soc(src: Source) -> str:
     for p in HISI_VERSION_FILES:
         try:
             m = _HISI_SDK_SOC.match(sdk_version(src.read_text(p)) or "")
-        except OSError:
+        except (OSError, SourceError):
             continue
         if m:
             return m.group(1).lower()

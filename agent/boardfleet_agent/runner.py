@@ -11,7 +11,15 @@ In the agent (``background=True``) no collector runs during a scrape:
   concurrent scrapers get the same complete sample.
 
 With ``background=False`` (``--once``, agentless probes) :meth:`ScrapeRunner.collect`
-runs every collector on the spot. Intervals and durations use the monotonic clock and
+runs every collector on the spot.
+
+Given a ``timeout`` (the agent's ``collector_timeout``), no collector run can hold the
+sampling up: quick collectors run on a worker with that deadline
+(:mod:`~boardfleet_agent.watchdog`), a background sampler whose run overruns its
+interval plus the timeout is reported stuck, and either way the collector is served
+as failed with no families while ``board_collector_last_success_timestamp_seconds``
+stops advancing. The scheduler survives any exception and beats a heartbeat that
+``/-/healthy`` checks. Intervals and durations use the monotonic clock and
 sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
 nor spin the samplers; only the exported timestamps are wall-clock time.
 """
@@ -24,49 +32,28 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from boardfleet_agent.errors import NoData
 from boardfleet_agent.exposition import render
+from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
 from boardfleet_agent.wakeup import Wakeup
+from boardfleet_agent.watchdog import DeadlineRunner, clear_stuck, is_stuck, mark_stuck, timed_out
+
+__all__ = ["Outcome", "ScrapeRunner", "run_collector"]
 
 log = logging.getLogger("boardfleet.agent")
 
 
-class Outcome:
-    """What one run of one collector produced."""
-
-    __slots__ = ("absent", "duration", "error", "families", "success")
-
-    def __init__(self, families: List[Metric], success: bool, duration: float,
-                 absent: bool = False, error: str = "") -> None:
-        self.families = families
-        self.success = success
-        self.duration = duration
-        self.absent = absent
-        self.error = error
-
-
-def run_collector(collector: Collector, src: Source) -> Outcome:
-    """Run one collector, never raising: failures become ``success=False``."""
-    families: List[Metric] = []
-    start = time.monotonic()
-    try:
-        for fam in collector.collect(src):
-            families.append(fam)
-    except NoData as e:
-        return Outcome([], True, time.monotonic() - start, absent=True, error=str(e))
-    except Exception as e:
-        return Outcome(families, False, time.monotonic() - start,
-                       error="%s: %s" % (type(e).__name__, e))
-    return Outcome(families, True, time.monotonic() - start)
-
-
 class _ErrorLog:
-    """Logs each (collector, reason) once, and again only after it recovered."""
+    """Logs each (collector, reason) once, and again only after it recovered.
+
+    A collector whose source goes away (a driver unloaded, ``media-mem`` gone) or comes
+    back is logged at info level: its series disappear or return.
+    """
 
     def __init__(self) -> None:
         self._last: Dict[str, str] = {}
+        self._absent: Dict[str, bool] = {}
         self._lock = threading.Lock()
 
     def note(self, name: str, outcome: Outcome) -> None:
@@ -78,26 +65,48 @@ class _ErrorLog:
             elif not current and previous:
                 log.info("collector %s recovered", name)
             self._last[name] = current
-        if outcome.absent:
+            was_absent = self._absent.get(name)
+            self._absent[name] = outcome.absent
+        if outcome.absent and was_absent is False:
+            log.info("collector %s: its source is gone (%s); its series are dropped",
+                     name, outcome.error)
+        elif not outcome.absent and was_absent:
+            log.info("collector %s: its source is back", name)
+        elif outcome.absent:
             log.debug("collector %s: no data (%s)", name, outcome.error)
 
 
 DEFAULT_INTERVAL = 1.0
+# Seconds the scheduler may go without a round before /-/healthy fails, at least.
+MIN_STALL = 30.0
 
 
 class BackgroundSampler:
-    """Runs one slow collector on its own thread every ``interval`` seconds."""
+    """Runs one slow collector on its own thread every ``interval`` seconds.
+
+    A run still going ``interval + timeout`` seconds after it started is stuck: it is
+    served as failed, and no other sampler of the same collector (one built on
+    SIGHUP) starts a second blocked read until it returns.
+    """
 
     def __init__(self, collector: Collector, src: Source, interval: float,
-                 errors: _ErrorLog, on_sample: Callable[[], None]) -> None:
+                 errors: _ErrorLog, on_sample: Callable[[], None],
+                 timeout: Optional[float] = None) -> None:
         self.collector = collector
         self.src = src
         self.interval = max(0.05, interval)
         self.errors = errors
         self.on_sample = on_sample
+        self.deadline = None if timeout is None else self.interval + timeout
         self.latest: Optional[Tuple[Outcome, float]] = None
+        self.running_since: Optional[float] = None  # monotonic start of the current run
+        self.timeouts = 0
         self._stopping = False
         self._wakeup: Optional[Wakeup] = None  # created by start(): fds only while running
+        # Whoever comes last, a join that timed out or the thread's end, closes the
+        # wakeup's fds: a run stuck in a vendor tool during SIGHUP leaks none.
+        self._end_lock = threading.Lock()
+        self._ended = self._orphaned = False
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -115,17 +124,50 @@ class BackgroundSampler:
         if self._thread is None or self._wakeup is None:
             return
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("collector %s did not stop within %gs", self.collector.name, timeout)
-        else:
-            self._wakeup.close()
+        with self._end_lock:
+            if not self._ended:
+                self._orphaned = True
+                log.warning("collector %s did not stop within %gs; its run ends alone",
+                            self.collector.name, timeout)
+                return
+        self._wakeup.close()
+
+    def check(self) -> Optional[Tuple[Outcome, float]]:
+        """The latest result to serve: a stuck outcome while the current run overruns."""
+        started = self.running_since
+        if (self.deadline is not None and started is not None
+                and time.monotonic() - started > self.deadline):
+            if not is_stuck(self.collector.name):
+                mark_stuck(self.collector.name, started)
+                self.timeouts += 1
+                outcome = timed_out(self.deadline)
+                self.errors.note(self.collector.name, outcome)
+            return timed_out(self.deadline), time.time()
+        return self.latest
 
     def _loop(self, wakeup: Wakeup) -> None:
+        try:
+            self._sample_until_stopped(wakeup)
+        finally:
+            with self._end_lock:
+                self._ended = True
+                orphaned = self._orphaned
+            if orphaned:
+                wakeup.close()
+
+    def _sample_until_stopped(self, wakeup: Wakeup) -> None:
+        name = self.collector.name
         while not self._stopping:
             started = time.monotonic()
-            outcome = run_collector(self.collector, self.src)
-            self.errors.note(self.collector.name, outcome)
-            self.latest = (outcome, time.time())
+            if is_stuck(name):  # a sampler replaced on SIGHUP is still blocked in it
+                self.latest = (timed_out(self.deadline or 0.0), time.time())
+            else:
+                self.running_since = started
+                outcome = run_collector(self.collector, self.src)
+                self.running_since = None
+                clear_stuck(name)
+                self.errors.note(name, outcome)
+                self.latest = (outcome, time.time())
             self.on_sample()
             wakeup.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
@@ -143,11 +185,15 @@ class _Slot:
 
 
 class ScrapeRunner:
-    """A prometheus_client custom collector serving every enabled board collector."""
+    """A prometheus_client custom collector serving every enabled board collector.
+
+    ``timeout`` bounds each collector run (None: runs inline, for in-memory sources).
+    """
 
     def __init__(self, collectors: Sequence[Collector], src: Source,
                  intervals: Optional[Dict[str, float]] = None,
-                 background: bool = True, interval: float = DEFAULT_INTERVAL) -> None:
+                 background: bool = True, interval: float = DEFAULT_INTERVAL,
+                 timeout: Optional[float] = None) -> None:
         self.src = src
         self.errors = _ErrorLog()
         self.quick: List[_Slot] = []
@@ -158,9 +204,24 @@ class ScrapeRunner:
             iv = intervals.get(c.name, c.default_interval or interval)
             if c.background and background:
                 self.samplers.append(
-                    BackgroundSampler(c, src, iv, self.errors, self._sampled))
+                    BackgroundSampler(c, src, iv, self.errors, self._sampled, timeout))
             else:
                 self.quick.append(_Slot(c, iv))
+        # Start-up and --once rounds run on a worker with a deadline per collector; the
+        # scheduler thread runs collectors itself, and a watchdog thread replaces it when
+        # it is stuck in one (no thread handover per collector in the steady state).
+        self._timeout = timeout
+        self._deadline = None if timeout is None else DeadlineRunner(timeout, self._late)
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped when the watchdog gives up on a scheduler thread
+        self._current: Optional[Tuple[_Slot, float]] = None  # the scheduler's run now
+        self._given_up: Dict[str, int] = {}
+        self._watch: Optional[threading.Thread] = None
+        self._watch_wakeup: Optional[Wakeup] = None
+        # The scheduler is stalled when no round ran for this long.
+        self.stall_after = max([MIN_STALL] + [3 * s.interval for s in self.quick]
+                               + [3 * (timeout or 0.0)])
+        self.heartbeat = time.monotonic()
         self._background = background
         self._rendered = b""
         self._dirty = False
@@ -175,23 +236,41 @@ class ScrapeRunner:
             return
         self._started = True
         self._wakeup = Wakeup()
-        self._sample_due(time.monotonic())
-        self._rendered = render(self.collect())
+        self._round(None)
         for s in self.samplers:
             s.start()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._spawn_scheduler()
+        if self._timeout is not None:
+            self._watch_wakeup = Wakeup()
+            self._watch = threading.Thread(target=self._watch_loop, args=(self._watch_wakeup,),
+                                           name="sampling-watchdog", daemon=True)
+            self._watch.start()
+
+    def _spawn_scheduler(self) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(self._generation,),
+                                        name="scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling; waits at most a few seconds in all, never on a blocked read."""
         self._stopping = True
         for s in self.samplers:
             s.stop()
         if self._wakeup is not None:
             self._wakeup.wake()
+        if self._watch_wakeup is not None:
+            self._watch_wakeup.wake()
+        deadline = time.monotonic() + 2.0
         if self._thread is not None:
-            self._thread.join(2.0)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._watch is not None and self._watch_wakeup is not None:
+            self._watch.join(max(0.05, deadline - time.monotonic()))
+            if not self._watch.is_alive():
+                self._watch_wakeup.close()
         for s in self.samplers:
-            s.join(2.0)
+            s.join(max(0.05, deadline - time.monotonic()))
+        if self._deadline is not None:
+            self._deadline.close()
         if self._wakeup is not None and not (self._thread and self._thread.is_alive()):
             self._wakeup.close()  # a late wake from a stuck sampler is then a no-op
 
@@ -201,6 +280,17 @@ class ScrapeRunner:
             return render(self.collect())
         return self._rendered
 
+    def healthy(self) -> Tuple[bool, str]:
+        """Whether sampling goes on: the scheduler is alive and ran a round lately."""
+        if not self._started:
+            return True, "not sampling in the background"
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return False, "the sampling scheduler thread has ended"
+        idle = time.monotonic() - self.heartbeat
+        if idle > self.stall_after:
+            return False, "no sampling round for %.0fs" % idle
+        return True, "sampling"
+
     def _sampled(self) -> None:
         """Called by a background sampler after each sample: render it soon."""
         self._dirty = True
@@ -208,34 +298,125 @@ class ScrapeRunner:
         if wakeup is not None:
             wakeup.wake()
 
-    def _loop(self) -> None:
+    def _late(self, collector: Collector, outcome: Outcome) -> None:
+        """A run given up on returned at last: serve its result from now on."""
+        log.warning("collector %s returned after its deadline (%.1fs)",
+                    collector.name, outcome.duration)
+        for slot in self.quick:
+            if slot.collector is collector:
+                self.errors.note(collector.name, outcome)
+                slot.latest = (outcome, time.time())
+        self._sampled()
+
+    def _loop(self, generation: int) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
-        while not self._stopping:
-            if self._sample_due(time.monotonic()) or self._dirty:
-                self._dirty = False
-                self._rendered = render(self.collect())
+        while not self._stopping and generation == self._generation:
+            try:
+                self._round(generation)
+            except Exception:  # never let one bad round end sampling for good
+                log.exception("sampling round failed")
+            if generation != self._generation:
+                return  # given up on while stuck: a fresh scheduler thread took over
             wakeup.sleep(self._until_next_due())
 
-    def _sample_due(self, now: float) -> bool:
+    def _watch_loop(self, wakeup: Wakeup) -> None:
+        """Give up on a scheduler thread stuck in one collector run; start a fresh one."""
+        timeout = self._timeout
+        assert timeout is not None
+        while not self._stopping:
+            wakeup.sleep(timeout / 2)
+            with self._lock:
+                current = self._current
+                if self._stopping or current is None or (
+                        time.monotonic() - current[1] <= timeout):
+                    continue
+                self._generation += 1
+                self._current = None
+            slot, started = current
+            name = slot.collector.name
+            mark_stuck(name, started)
+            self._given_up[name] = self._given_up.get(name, 0) + 1
+            outcome = timed_out(timeout)
+            self.errors.note(name, outcome)
+            slot.latest = (outcome, time.time())
+            slot.due = time.monotonic() + slot.interval
+            self._dirty = True
+            self._spawn_scheduler()
+
+    def _round(self, generation: Optional[int]) -> None:
+        """Run the due collectors and render if anything changed.
+
+        ``generation`` None: a round outside the scheduler thread, bounded by the
+        deadline runner; else the scheduler thread's round, watched by the watchdog.
+        """
+        if self._sample_due(time.monotonic(), generation) or self._dirty or any(
+                s.running_since is not None for s in self.samplers):
+            if generation is not None and generation != self._generation:
+                return
+            self._dirty = False
+            self._rendered = render(self.collect())
+        self.heartbeat = time.monotonic()
+
+    def _run_watched(self, slot: _Slot, generation: int) -> Optional[Outcome]:
+        """Run a quick collector on this scheduler thread; None if given up on meanwhile."""
+        name = slot.collector.name
+        if is_stuck(name):
+            return timed_out(self._timeout or 0.0)
+        with self._lock:
+            self._current = (slot, time.monotonic())
+        outcome = run_collector(slot.collector, self.src)
+        with self._lock:
+            self._current = None
+            given_up = generation != self._generation
+        if given_up:
+            clear_stuck(name)
+            self._late(slot.collector, outcome)
+            return None
+        return outcome
+
+    def _sample_due(self, now: float, generation: Optional[int] = None) -> bool:
         """Run the quick collectors due at ``now``; True if any ran."""
-        ran = False
-        for slot in self.quick:
-            if now < slot.due:
-                continue
-            outcome = run_collector(slot.collector, self.src)
+        due = [slot for slot in self.quick if now >= slot.due]
+        if not due:
+            return False
+        outcomes: Dict[str, Outcome] = {}
+        if generation is None:
+            if self._deadline is None:
+                outcomes = {s.collector.name: run_collector(s.collector, self.src) for s in due}
+            else:
+                outcomes = self._deadline.run([slot.collector for slot in due], self.src)
+        for slot in due:
+            if generation is None:
+                outcome = outcomes[slot.collector.name]
+            else:
+                watched = self._run_watched(slot, generation)
+                if watched is None:
+                    return False
+                outcome = watched
             self.errors.note(slot.collector.name, outcome)
             slot.latest = (outcome, time.time())
             slot.due += slot.interval
             if slot.due <= now:  # the first run, or one that overran: a new cadence
                 slot.due = now + slot.interval
-            ran = True
-        return ran
+        return True
 
     def _until_next_due(self) -> Optional[float]:
-        if not self.quick:
+        waits = [s.due for s in self.quick]
+        # While a background run is going, look again soon to see it overrun.
+        waits += [time.monotonic() + 1.0 for s in self.samplers if s.running_since is not None]
+        if not waits:
             return None
-        return max(0.0, min(s.due for s in self.quick) - time.monotonic())
+        return max(0.0, min(waits) - time.monotonic())
+
+    def timeouts(self) -> Dict[str, int]:
+        """Runs given up on, per collector."""
+        out = dict(self._deadline.timeouts) if self._deadline is not None else {}
+        for name, count in self._given_up.items():
+            out[name] = out.get(name, 0) + count
+        for s in self.samplers:
+            out[s.collector.name] = out.get(s.collector.name, 0) + s.timeouts
+        return out
 
     def describe(self) -> List[Metric]:
         return []
@@ -249,7 +430,7 @@ class ScrapeRunner:
         results: List[Tuple[str, Outcome, float]] = []
         skipped_by: Dict[str, int] = {}
         for c, latest in [(s.collector, s.latest) for s in self.quick] + [
-                (s.collector, s.latest) for s in self.samplers]:
+                (s.collector, s.check()) for s in self.samplers]:
             if latest is not None:
                 results.append((c.name, latest[0], latest[1]))
                 skipped_by[c.name] = c.skips.total
@@ -268,6 +449,11 @@ class ScrapeRunner:
             "board_collector_skipped_lines",
             "Lines the collector's parsers skipped because they match no known shape.",
             labels=["collector"])
+        timeouts = CounterMetricFamily(
+            "board_collector_timeouts",
+            "Collector runs given up on because a read blocked past the deadline.",
+            labels=["collector"])
+        given_up = self.timeouts()
         merged: Dict[str, Metric] = {}
         for name, outcome, finished in sorted(results, key=lambda r: r[0]):
             if outcome.absent:
@@ -277,6 +463,7 @@ class ScrapeRunner:
                 self.last_success[name] = finished
             success.add_metric([name], 1.0 if outcome.success else 0.0)
             duration.add_metric([name], outcome.duration)
+            timeouts.add_metric([name], given_up.get(name, 0))
             if name in self.last_success:
                 last_ok.add_metric([name], self.last_success[name])
             skipped.add_metric([name], skipped_by[name])
@@ -285,6 +472,7 @@ class ScrapeRunner:
         yield duration
         yield last_ok
         yield skipped
+        yield timeouts
 
 
 def _merge_into(merged: Dict[str, Metric], families: List[Metric]) -> None:

@@ -12,6 +12,7 @@ import os
 import select
 import shlex
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -19,9 +20,12 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from boardfleet_agent.errors import NoData, SourceError
 
-# Files larger than this are cut: no proc/sysfs file we read comes near it, and a
-# runaway file must not eat a 64 MB board's memory.
+# Files larger than this are not parsed: the read fails (the collector is served as
+# failed) rather than a cut file giving a partial total as if it were good. No proc or
+# sysfs file we read comes near it, and a runaway file must not eat a 64 MB board's
+# memory. Vendor-tool output is capped the same way.
 MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_TOOL_BYTES = 1024 * 1024
 READ_CHUNK = 64 * 1024
 
 # Directories searched for vendor tools (hiddrs, bspddrs, hrut_ddr, ...), under the sysroot.
@@ -83,13 +87,15 @@ class LocalSource(Source):
     name = "sysroot"
 
     def __init__(self, root: str = "/") -> None:
-        self.root = os.path.abspath(root)
+        self.root = os.path.realpath(root)
 
     def host_path(self, path: str) -> str:
         return os.path.join(self.root, path.lstrip("/"))
 
     def read_text(self, path: str) -> str:
         hp = self.host_path(path)
+        if self.root != "/":
+            self._confine(hp)
         try:
             return _read_capped(hp).decode("utf-8", "replace")
         except OSError as e:
@@ -97,6 +103,13 @@ class LocalSource(Source):
                 raise FileNotFoundError(errno.ENOENT, "vanished while read (%s)" % e.strerror,
                                         hp) from e
             raise
+
+    def _confine(self, hp: str) -> None:
+        """SourceError if ``hp`` resolves (through symlinks) outside the sysroot."""
+        real = os.path.realpath(hp)
+        if real != self.root and not real.startswith(self.root.rstrip("/") + "/"):
+            raise SourceError("%s leads out of the sysroot %s (to %s): not read"
+                              % (hp, self.root, real))
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(self.host_path(path))
@@ -160,24 +173,42 @@ def vanished(error: OSError, host_path: str) -> bool:
 
 
 def _read_capped(hp: str) -> bytes:
-    """The file's first MAX_FILE_BYTES bytes.
+    """The file's bytes; SourceError if it is not a regular file or over MAX_FILE_BYTES.
 
     Raw reads: ``open(...).read(MAX_FILE_BYTES)`` allocates the whole cap up front, 15
     times slower than the read itself for a small proc or sysfs file.
     """
-    fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC)
+    # O_NONBLOCK: opening a FIFO for reading would wait for a writer. Only regular files
+    # are read (procfs, sysfs and debugfs files are); then reads block as usual.
+    fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        st = os.fstat(fd)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), hp)
+        if not stat.S_ISREG(mode):
+            raise SourceError("%s is not a regular file" % hp)
+        if st.st_size > MAX_FILE_BYTES:  # procfs says 0: then the read tells
+            raise _too_large(hp)
+        os.set_blocking(fd, True)
         chunks = []
         size = 0
-        while size < MAX_FILE_BYTES:
+        while True:
             chunk = os.read(fd, READ_CHUNK)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise _too_large(hp)
     finally:
         os.close(fd)
-    return b"".join(chunks)[:MAX_FILE_BYTES]
+    return b"".join(chunks)
+
+
+def _too_large(hp: str) -> SourceError:
+    return SourceError("%s is larger than %d bytes: not parsed, so that no partial total "
+                       "is served" % (hp, MAX_FILE_BYTES))
 
 
 def _glob_host(pattern: str) -> Iterable[str]:
@@ -196,7 +227,7 @@ def _run_bounded(argv: List[str], timeout: float, max_lines: Optional[int]) -> s
         raise SourceError("cannot start %s: %s" % (argv[0], e)) from e
     assert proc.stdout is not None
     chunks: List[bytes] = []
-    lines = 0
+    lines = size = 0
     deadline = time.monotonic() + timeout
     fd = proc.stdout.fileno()
     poller = select.poll()  # not select(): it refuses fds above 1023
@@ -212,6 +243,10 @@ def _run_bounded(argv: List[str], timeout: float, max_lines: Optional[int]) -> s
             if not chunk:
                 break
             chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_TOOL_BYTES:
+                raise SourceError("%s printed more than %d bytes: output not parsed"
+                                  % (argv[0], MAX_TOOL_BYTES))
             lines += chunk.count(b"\n")
             if max_lines is not None and lines >= max_lines:
                 break

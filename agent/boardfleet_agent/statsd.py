@@ -13,6 +13,9 @@ from typing import Dict, List, NamedTuple, Tuple, Union
 MAX_PACKET_BYTES = 8192
 # A timing above one hour is a unit or clock bug, not an inference.
 MAX_TIMING_MS = 3600.0 * 1000.0
+# The smallest sample rate: one line then stands for 1000 timings. A tinier ``@rate``
+# would make a model's count and sum infinite (or 1e300) until the agent restarts.
+MIN_RATE = 0.001
 TYPES = ("ms", "c")
 
 REASONS = (
@@ -69,7 +72,7 @@ def parse_line(line: str) -> Union[Sample, str]:
             if not _NUMBER.match(part[1:]):
                 return "malformed"
             rate = float(part[1:])
-            if not 0.0 < rate <= 1.0:
+            if not MIN_RATE <= rate <= 1.0:
                 return "malformed"
         else:
             for tag in part[1:].split(","):

@@ -17,14 +17,19 @@ the C library's ``crypt()`` (glibc/libxcrypt on Ubuntu 20.04 and Debian support
 import base64
 import hashlib
 import hmac
+import logging
 import ssl
 import threading
+import time
 import warnings
-from typing import Callable, Dict, Optional
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional
 
 from boardfleet_agent.config import ConfigError, read_toml_file
 
 Checker = Callable[[str, str], bool]
+
+log = logging.getLogger("boardfleet.agent")
 
 
 class WebConfig:
@@ -38,11 +43,23 @@ class WebConfig:
         self._check = checker
         self._ok: Dict[str, bool] = {}
         self._lock = threading.Lock()
+        # One bcrypt check at a time: wrong passwords cost at most one core.
+        self._checking = threading.Lock()
+        self.failures = AuthFailures()
 
-    def authorized(self, header: Optional[str]) -> bool:
-        """True if no users are configured, or the Authorization header matches one."""
+    def authorized(self, header: Optional[str], client: str = "") -> bool:
+        """True if no users are configured, or the Authorization header matches one.
+
+        A failure is counted for ``client`` (see :class:`AuthFailures`).
+        """
         if not self.users:
             return True
+        if self._authorized(header):
+            return True
+        self.failures.failed(client)
+        return False
+
+    def _authorized(self, header: Optional[str]) -> bool:
         if not header or not header.startswith("Basic "):
             return False
         try:
@@ -50,20 +67,77 @@ class WebConfig:
                 "utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
+        if self._check is None:
+            return False
         hashed = self.users.get(user)
-        if hashed is None or self._check is None:
+        if hashed is None:
+            # An unknown user costs one bcrypt check too: user names are not told apart
+            # by the time a refusal takes.
+            with self._checking:
+                self._check(password, next(iter(self.users.values())))
             return False
         key = hashlib.sha256(("%s\0%s\0%s" % (user, password, hashed)).encode()).hexdigest()
         with self._lock:
             if key in self._ok:
                 return True
-        if not self._check(password, hashed):
-            return False
+        with self._checking:
+            if not self._check(password, hashed):
+                return False
         with self._lock:
             if len(self._ok) > 256:
                 self._ok.clear()
             self._ok[key] = True
         return True
+
+
+class AuthFailures:
+    """Failed logins per client address: logged, and refused early when too many.
+
+    After ``limit`` failures within ``window`` seconds a client is refused without a
+    bcrypt check until the window has passed. At most ``max_clients`` addresses are
+    tracked (the oldest are forgotten), so a flood of addresses costs bounded memory.
+    """
+
+    def __init__(self, limit: int = 5, window: float = 60.0, max_clients: int = 1024) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self.total = 0  # every failure, for the self-metric
+        self._lock = threading.Lock()
+        # client -> (start of its window, failures in it, failures not logged yet)
+        self._clients: "OrderedDict[str, List[float]]" = OrderedDict()  # noqa: UP037 (3.8)
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            entry = self._clients.get(client)
+            if entry is None or time.monotonic() - entry[0] > self.window:
+                return False
+            return entry[1] >= self.limit
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.total += 1
+            entry = self._clients.get(client)
+            if entry is None or now - entry[0] > self.window:
+                if entry is not None and entry[2]:
+                    log.warning("%d more failed logins from %s", entry[2], client)
+                entry = [now, 0.0, 0.0]
+                self._clients[client] = entry
+                self._clients.move_to_end(client)
+                while len(self._clients) > self.max_clients:
+                    self._clients.popitem(last=False)
+                first = True
+            else:
+                first = False
+            entry[1] += 1
+            if first:
+                log.warning("failed login from %s (bad user or password)", client)
+            else:
+                entry[2] += 1
+            if entry[1] == self.limit:
+                log.warning("%s: %d failed logins within %gs, refused for the rest of it",
+                            client, self.limit, self.window)
 
 
 def bcrypt_checker() -> Checker:

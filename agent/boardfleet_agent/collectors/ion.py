@@ -29,6 +29,10 @@ class IonCollector(Collector):
     help = "ION heap size/used/orphaned and bytes per process (debugfs ion/heaps, root)"
     platforms = frozenset(("horizon", "snapdragon"))
     paths = (HEAPS_DIR + "/*",)
+    # Megabytes on a busy board (50k buffers): parsed on a thread of its own every 5 s,
+    # not every second on the scheduler with the quick collectors (issue 13).
+    background = True
+    default_interval = 5.0
     # Process series per heap; the smallest beyond this are summed into process="other".
     defaults = {"max_processes": 50}
 

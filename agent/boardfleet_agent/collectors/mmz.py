@@ -29,6 +29,9 @@ MEDIA_MEM_PATHS = ("/proc/media-mem", "/proc/umap/media-mem")
 # Owners of OT/SS928 blocks whose process is gone or unreadable: one bounded label value,
 # never a PID.
 UNKNOWN_PROCESS = "unknown"
+# Allocation names per zone served one by one; the rest are summed as OTHER_NAME.
+MAX_ALLOCATION_NAMES = 50
+OTHER_NAME = "other"
 
 
 @register
@@ -88,10 +91,27 @@ def zone_families(zones: List[MmzZone]) -> Iterator[Metric]:
         for b in zone.blocks:
             total, count = by_name.get(b.name, (0, 0))
             by_name[b.name] = (total + b.length_kb * KB, count + 1)
+        by_name = top_names(by_name)
         for name in sorted(by_name):
             alloc_bytes.add_metric([label, name], by_name[name][0])
             allocs.add_metric([label, name], by_name[name][1])
     yield from (size, used, free, hole, alloc_bytes, allocs)
+
+
+def top_names(by_name: Dict[str, Tuple[int, int]],
+              limit: int = MAX_ALLOCATION_NAMES) -> Dict[str, Tuple[int, int]]:
+    """The ``limit - 1`` names holding the most bytes, the rest added up as ``other``.
+
+    Allocation names come from apps: without a cap one app could make a series per
+    allocation.
+    """
+    if len(by_name) <= limit:
+        return by_name
+    keep = sorted(by_name, key=lambda n: (-by_name[n][0], n))[:limit - 1]
+    out = {n: by_name[n] for n in keep if n != OTHER_NAME}
+    rest = [v for n, v in by_name.items() if n not in out]
+    out[OTHER_NAME] = (sum(v[0] for v in rest), sum(v[1] for v in rest))
+    return out
 
 
 def summary_families(mm: MediaMem) -> Iterator[Metric]:

@@ -23,8 +23,10 @@ KB = 1024
 _ZONE = re.compile(
     r'^\+---ZONE:\s*PHYS\(0x([0-9A-Fa-f]+),\s*0x([0-9A-Fa-f]+)\)(?:,\s*GFP=(\d+))?'
     r',\s*nBYTES=(\d+)KB,\s*NAME="(.*)"\s*$')
+# The fields before ``length=`` never hold ``length=``: one place to try, so a corrupt
+# line with many ``length=`` is matched in linear time (not quadratic, issue 13).
 _MMB = re.compile(
-    r'^\s*[|*]-MMB:\s*phys\(0x([0-9A-Fa-f]+),\s*0x([0-9A-Fa-f]+)\),(.*?)'
+    r'^\s*[|*]-MMB:\s*phys\(0x([0-9A-Fa-f]+),\s*0x([0-9A-Fa-f]+)\),((?:(?!length=).)*)'
     r'length=(\d+)KB,\s*name\s?=\s?"(.*)"\s*$')
 _PIDS = re.compile(r"pid\[([-\d,\s]*)\]")
 _SUMMARY = re.compile(
