@@ -6,7 +6,6 @@ import http.client
 import os
 import signal
 import ssl
-import statistics
 import subprocess
 import time
 import urllib.error
@@ -67,8 +66,10 @@ def test_scrapes_on_one_kept_alive_connection_are_not_held_back() -> None:
                 sock = conn.sock
             assert conn.sock is sock  # the same TCP connection throughout
         conn.close()
-    # Nagle's algorithm and the client's delayed ACK would hold each body back 40 ms.
-    assert statistics.median(latencies) < 0.03
+    # Nagle's algorithm and the client's delayed ACK would hold every body back 40 ms:
+    # then not even the fastest of the 20 comes back sooner (a loaded machine slows
+    # some scrapes, never all of them below that floor).
+    assert min(latencies) < 0.03
 
 
 def test_basic_auth_and_tls_from_web_config(tmp_path) -> None:
