@@ -5,6 +5,7 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 from boardfleet.inventory import InventoryError, load
 from boardfleet.probe import Prober
@@ -42,6 +43,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
                    help="per-probe timeout, capped by Prometheus' scrape timeout (default 10)")
     p.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="probes running at once (default 64)")
+    p.add_argument("--runbook", metavar="FILE",
+                   help="the runbook served at /runbook, where every alert links "
+                        "(default: prometheus/RUNBOOK.md of this checkout)")
     p.set_defaults(func=_serve)
 
 
@@ -81,7 +85,8 @@ def _serve(args: argparse.Namespace) -> int:
         "telnet": connect_telnet,
     }, secrets)
     state = ServiceState(inventory, Prober(pool), token, args.timeout, args.concurrency,
-                         probe_token=probe_token)
+                         probe_token=probe_token,
+                         runbook=Path(args.runbook) if args.runbook else None)
     uvicorn.run(create_app(state), host=host.strip("[]"), port=int(port),
                 log_level="warning")
     return 0

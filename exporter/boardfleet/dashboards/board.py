@@ -313,6 +313,23 @@ def _agent() -> list:
                    query("board_probe_success{%s}" % B, "probe success", ref="B"), width=12,
                    description="Agentless boards: the fleet service answers the scrape even "
                                "when the board does not; probe success says whether it did."),
+        timeseries("Collector runs given up", "none",
+                   query("increase(board_collector_timeouts_total{%s}[%s])" % (B, RATE),
+                         "{{collector}}"), width=8,
+                   description="A read blocked past --collector-timeout (a wedged driver, a "
+                               "dead mount): that collector is failed and stale, the others "
+                               "go on."),
+        timeseries("App log behind and skipped", "bytes",
+                   query("board_inference_log_lag_bytes{%s}" % B, "{{model}} behind"),
+                   query("increase(board_inference_log_skipped_bytes_total{%s}[%s])" % (B, RATE),
+                         "{{model}} skipped", ref="B"), width=8,
+                   description="How far the log tail is behind the app's log, and what it "
+                               "skipped to catch up: timings never seen."),
+        timeseries("StatsD datagrams dropped", "none",
+                   query("increase(board_inference_dropped_datagrams_total{%s}[%s])" % (B, RATE),
+                         "dropped by the kernel"), width=8,
+                   description="Timings lost in the kernel's socket buffer (a burst faster "
+                               "than the agent reads)."),
     ]
 
 

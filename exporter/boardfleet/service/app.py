@@ -8,6 +8,7 @@
   (bearer token required)
 * ``GET /healthz``
 * soak runs and the alert history: see :mod:`boardfleet.service.soak`
+* ``GET /runbook``: prometheus/RUNBOOK.md as a page (every alert's runbook link)
 """
 
 import asyncio
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
@@ -36,7 +38,7 @@ from boardfleet.inventory import (
 )
 from boardfleet.probe import Prober, render
 from boardfleet.service import metrics as service_metrics
-from boardfleet.service import soak
+from boardfleet.service import runbook, soak
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("boardfleet.service")
@@ -59,8 +61,9 @@ class ServiceState:
 
     def __init__(self, inventory: Inventory, prober: Prober, token: str | None,
                  timeout: float = 10.0, concurrency: int = 64,
-                 probe_token: str | None = None) -> None:
+                 probe_token: str | None = None, runbook: Path | None = None) -> None:
         self._inventory = inventory
+        self.runbook = runbook
         self.probe_token = probe_token
         # Board name -> the probe of it now running (single flight; event loop only).
         self.inflight: Dict[str, asyncio.Future] = {}
@@ -229,6 +232,7 @@ def create_app(state: ServiceState) -> FastAPI:
         return Response(body, media_type=EXPOSITION)
 
     app.include_router(soak.router(state, writer))
+    app.include_router(runbook.router(state.runbook))
     return app
 
 
