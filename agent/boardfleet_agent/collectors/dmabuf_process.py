@@ -13,6 +13,7 @@ each fd counts). Sources that cannot read links (an agentless snapshot) instead 
 every fdinfo file that has an ``exp_name:`` line.
 """
 
+import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,6 +22,7 @@ from boardfleet_agent.errors import NoData, ParseError, SourceError
 from boardfleet_agent.parsers.dmabuf import DmaBufFd, parse_dmabuf_fdinfo
 from boardfleet_agent.parsers.procfs import parse_pid_stat
 from boardfleet_agent.parsers.sysfs import first_line
+from boardfleet_agent.procmem import DMABUF_ION
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 
@@ -70,8 +72,11 @@ class DmaBufProcessCollector(Collector):
     defaults = {"max_processes": 50}
 
     def collect(self, src: Source) -> Iterator[Metric]:
+        started = time.monotonic()
         links = can_readlink(src)
         per_name: Dict[str, int] = {}
+        own: Dict[int, int] = {}  # per PID, for model loads: own and ION-exported
+        ion: Dict[int, int] = {}
         for pid_dir in src.glob(PIDS):
             pid = pid_dir.rsplit("/", 1)[1]
             fds = self._dmabuf_fds(src, pid_dir, links)
@@ -81,6 +86,11 @@ class DmaBufProcessCollector(Collector):
             if name is None:
                 continue  # exited mid-walk
             per_name[name] = per_name.get(name, 0) + _dedupe(fds)
+            ion_fds = [f for f in fds if "ion" in f[1].exp_name.lower()]
+            ion[int(pid)] = _dedupe(ion_fds)
+            own[int(pid)] = _dedupe([f for f in fds if f not in ion_fds])
+        self.publish_pid_memory("dmabuf", own, started)
+        self.publish_pid_memory(DMABUF_ION, ion, started)
         if not per_name:
             raise NoData("no process holds a dma-buf")
         fam = GaugeMetricFamily(
