@@ -34,15 +34,18 @@ def runs(root: Path) -> List[int]:
     return [int(p) for p in log.read_text().split()] if log.exists() else []
 
 
-def tool_running(root: Path) -> bool:
-    pids = runs(root)
-    if not pids:
-        return False
+def alive(pid: int) -> bool:
     try:
-        os.kill(pids[-1], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
+
+
+def tool_running(root: Path) -> bool:
+    """The latest run goes on, and it alone (runs given up on have ended)."""
+    pids = runs(root)
+    return bool(pids) and alive(pids[-1]) and not any(alive(p) for p in pids[:-1])
 
 
 def open_fds(pid: int) -> int:
@@ -68,11 +71,13 @@ def test_reloads_during_a_vendor_tool_run_leak_no_fds(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGHUP)
             time.sleep(0.5)
         started = len(runs(root))
-        # Replaced samplers end when their runs do; wait for two fresh runs after that.
+        # Replaced samplers end when their runs do: measure again while one fresh run,
+        # and no other, goes on.
         wait_for("runs after the reloads",
                  lambda: len(runs(root)) >= started + 2 and tool_running(root))
         after = open_fds(proc.pid)
         assert proc.poll() is None
         # One spare fd: the measures may fall on either side of a run's pipe opening.
-        assert after <= before + 1, (before, after, sorted(os.listdir("/proc/%d/fd"
-                                                                      % proc.pid)))
+        assert after <= before + 1, (before, after, {
+            fd: os.readlink("/proc/%d/fd/%s" % (proc.pid, fd))
+            for fd in os.listdir("/proc/%d/fd" % proc.pid)})
