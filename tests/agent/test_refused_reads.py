@@ -17,7 +17,7 @@ from support.paths import FIXTURES
 from boardfleet_agent.collectors.dmabuf_process import DmaBufProcessCollector
 from boardfleet_agent.collectors.thermal import ThermalCollector
 from boardfleet_agent.outcome import Outcome, run_collector
-from boardfleet_agent.source import LocalSource
+from boardfleet_agent.source import LocalSource, SnapshotSource
 
 QCS6490 = FIXTURES / "qcs6490"
 ZONE = "sys/class/thermal/thermal_zone1"
@@ -113,3 +113,17 @@ def test_refused_fd_links_and_fdinfo_fail_the_run_vanished_ones_do_not() -> None
         out = run_collector(DmaBufProcessCollector({}), src)
         assert not out.success and refused in out.error
         assert dmabuf_bytes(out) == {k: v for k, v in every.items() if k != "qmmf-server"}
+
+
+def test_agentless_snapshot_fetches_mode_and_judges_the_same() -> None:
+    """A batched read marks a file it could not read None; ``mode`` is fetched with it."""
+    assert "/sys/class/thermal/thermal_zone*/mode" in ThermalCollector.paths
+    files = {"/sys/class/thermal/thermal_zone0/type": "cpu-0-0-usr\n",
+             "/sys/class/thermal/thermal_zone0/temp": "41000\n",
+             "/sys/class/thermal/thermal_zone1/type": "modem-usr\n",
+             "/sys/class/thermal/thermal_zone1/temp": None}
+    out = run_collector(ThermalCollector({}), SnapshotSource(files))
+    assert not out.success and temperatures(out) == {"thermal_zone0": 41.0}
+    files["/sys/class/thermal/thermal_zone1/mode"] = "disabled\n"
+    out = run_collector(ThermalCollector({}), SnapshotSource(files))
+    assert out.success and temperatures(out) == {"thermal_zone0": 41.0}

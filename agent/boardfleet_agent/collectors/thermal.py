@@ -28,7 +28,7 @@ _TEMP_INPUT = re.compile(r"temp(\d+)_input$")
 class ThermalCollector(Collector):
     name = "thermal"
     help = "temperatures from thermal zones and hwmon sensors"
-    paths = (ZONES + "/type", ZONES + "/temp", HWMON + "/name",
+    paths = (ZONES + "/type", ZONES + "/temp", ZONES + "/mode", HWMON + "/name",
              HWMON + "/temp*_input", HWMON + "/temp*_label")
 
     def collect(self, src: Source) -> Iterator[Metric]:
