@@ -40,6 +40,9 @@ class Agent:
             previous.inference.settings == Inference.settings_of(cfg.sections)
             and previous.cfg.sysroot == cfg.sysroot) else Inference(cfg.sections, self.src)
         self.live.register(self.inference)
+        # The memory collectors publish per-PID bytes for model loads (no reads on events).
+        for c in self.collectors:
+            c.pid_memory = self.inference.memory
 
     def render(self) -> bytes:
         """One scrape's exposition text: the board's last sample, then live metrics."""

@@ -32,7 +32,7 @@ from boardfleet_agent.intake import UdpIntake
 from boardfleet_agent.latency import LatencyHistograms
 from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats, LogTailer
 from boardfleet_agent.modelload import ModelLoads
-from boardfleet_agent.procmem import accelerator_bytes
+from boardfleet_agent.procmem import PidMemory
 from boardfleet_agent.server import parse_listen
 from boardfleet_agent.source import Source
 from boardfleet_agent.statsd import (
@@ -72,7 +72,11 @@ class Inference:
         self.histograms = LatencyHistograms(
             self.tags, max_models, max_series,
             _get(inference, "inference", "max_series_per_model", int, min(50, max_series)))
-        self.loads = ModelLoads(lambda pid: accelerator_bytes(src, pid), max_models)
+        # Filled by the memory collectors (Agent hands it to them); never read here.
+        self.memory = PidMemory()
+        self.loads = ModelLoads(self.memory, lambda pid: src.exists("/proc/%d" % pid),
+                                max_models)
+        self.memory.listen(self.loads.resolve)
         self.logstats = LogStats()
         self.tailer = _tailer(sections.get("logtail", {}), self.logstats)
         self.rejected = dict.fromkeys(REASONS, 0)

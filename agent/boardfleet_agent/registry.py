@@ -6,11 +6,12 @@ Like node_exporter's ``registerCollector``: registration gives each collector it
 
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Tuple, Type
+from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Type
 
 from prometheus_client.core import Metric
 
 from boardfleet_agent.parsers.lines import Skips
+from boardfleet_agent.procmem import PidMemory
 from boardfleet_agent.source import Source
 
 PLATFORMS = ("hisi", "horizon", "snapdragon", "generic")
@@ -49,9 +50,18 @@ class Collector:
         self.platform = platform
         # Lines its parsers skipped as unknown: board_collector_skipped_lines_total.
         self.skips = Skips(self.name)
+        # Where collectors of per-process accelerator memory publish it by PID (the
+        # agent sets it for model-load profiling; None in agentless probes).
+        self.pid_memory: Optional[PidMemory] = None
 
     def collect(self, src: Source) -> Iterator[Metric]:
         raise NotImplementedError
+
+    def publish_pid_memory(self, kind: str, by_pid: Dict[int, int], started: float) -> None:
+        """Hand the bytes each PID holds, read by a run started at ``started``
+        (monotonic), to model-load profiling, if the agent asked for them."""
+        if self.pid_memory is not None:
+            self.pid_memory.publish(kind, by_pid, started)
 
 
 _REGISTRY: Dict[str, Type[Collector]] = {}

@@ -72,6 +72,12 @@ class Source:
     def readlink(self, path: str) -> str:
         raise SourceError("readlink not supported by %s" % self.name)
 
+    def listdir(self, path: str) -> List[str]:
+        """Sorted entry names of a directory. Unlike :meth:`glob`, which sees nothing in
+        a directory it may not list, raises FileNotFoundError if it is gone, else
+        PermissionError or another OSError."""
+        raise SourceError("listdir not supported by %s" % self.name)
+
     def statvfs(self, path: str) -> os.statvfs_result:
         raise NoData("filesystem statistics not available from %s" % self.name)
 
@@ -123,6 +129,18 @@ class LocalSource(Source):
 
     def readlink(self, path: str) -> str:
         return os.readlink(self.host_path(path))
+
+    def listdir(self, path: str) -> List[str]:
+        hp = self.host_path(path)
+        if self.root != "/":
+            self._confine(hp)
+        try:
+            return sorted(os.listdir(hp))
+        except OSError as e:
+            if not isinstance(e, FileNotFoundError) and vanished(e, hp):
+                raise FileNotFoundError(errno.ENOENT, "vanished while listed (%s)"
+                                        % e.strerror, hp) from e
+            raise
 
     def statvfs(self, path: str) -> os.statvfs_result:
         return os.statvfs(self.host_path(path))

@@ -3,10 +3,17 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 from inference_io import send, statsd_agent, value, wait_for
 
-from boardfleet_agent.procmem import accelerator_bytes, dmabuf_bytes, ion_bytes, mmz_bytes
+from boardfleet_agent.collectors.dmabuf_process import DmaBufProcessCollector
+from boardfleet_agent.collectors.ion import IonCollector
+from boardfleet_agent.collectors.mmz import MmzCollector
+from boardfleet_agent.inference import Inference
+from boardfleet_agent.outcome import run_collector
+from boardfleet_agent.procmem import PidMemory
 from boardfleet_agent.source import LocalSource
 
 PID = 4242
@@ -33,6 +40,7 @@ class Board:
         self.root = root
         for d in ("proc/%d/fd" % PID, "proc/%d/fdinfo" % PID, "sys/kernel/debug/ion/heaps"):
             (root / d).mkdir(parents=True)
+        (root / ("proc/%d/comm" % PID)).write_text("infer\n")
         self.ion = []
         self.mmz = []
 
@@ -63,7 +71,40 @@ class Board:
                         % (used, used, 262144 - used, len(self.mmz)))
 
 
-def test_process_memory_readers(tmp_path):
+class Recording(LocalSource):
+    """A LocalSource that notes every path read, listed or stat'ed, and on which thread."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.reads = []
+
+    def read_text(self, path):
+        self.reads.append((threading.current_thread().name, "read", path))
+        return super().read_text(path)
+
+    def glob(self, pattern):
+        self.reads.append((threading.current_thread().name, "glob", pattern))
+        return super().glob(pattern)
+
+    def readlink(self, path):
+        self.reads.append((threading.current_thread().name, "readlink", path))
+        return super().readlink(path)
+
+
+def memory_collectors(memory):
+    out = [DmaBufProcessCollector({}), IonCollector({}), MmzCollector({})]
+    for c in out:
+        c.pid_memory = memory
+    return out
+
+
+def sample(collectors, src):
+    for c in collectors:
+        outcome = run_collector(c, src)
+        assert outcome.success and not outcome.absent, (c.name, outcome.error)
+
+
+def test_collectors_publish_what_each_pid_holds(tmp_path):
     b = Board(tmp_path)
     src = LocalSource(str(tmp_path))
     b.dmabuf(3, 11, MIB)
@@ -73,15 +114,58 @@ def test_process_memory_readers(tmp_path):
     b.ion_client(999, 5 * MIB)
     b.mmz_block(PID, 256)
     b.mmz_block(999, 1024)
-    assert dmabuf_bytes(src, PID) == 4 * MIB
-    assert dmabuf_bytes(src, PID, skip_ion=True) == MIB
-    assert ion_bytes(src, PID) == 3 * MIB
-    assert mmz_bytes(src, PID) == 256 * 1024
-    assert accelerator_bytes(src, PID) == MIB + 3 * MIB + 256 * 1024
-    assert accelerator_bytes(src, 31337) is None  # no such process
-    (tmp_path / "proc/31337").mkdir()
-    assert accelerator_bytes(src, 31337) == 0  # ION and MMZ readable, nothing held
-    assert accelerator_bytes(LocalSource(str(tmp_path / "empty")), PID) is None
+    memory = PidMemory()
+    assert memory.bytes_of(PID) is None  # nothing sampled yet: unknown, not zero
+    dmabuf, ion, mmz = memory_collectors(memory)
+    sample([dmabuf], src)
+    assert memory.bytes_of(PID) == 4 * MIB  # without ION debugfs its dma-bufs count
+    sample([ion, mmz], src)
+    assert memory.bytes_of(PID) == MIB + 3 * MIB + 256 * 1024
+    assert memory.bytes_of(999) == 5 * MIB + 1024 * 1024
+    assert memory.bytes_of(31337) == 0  # sampled, holds nothing
+    later = time.monotonic()
+    assert memory.bytes_of(PID, since=later) is None  # not sampled since
+    sample([dmabuf, ion], src)
+    assert memory.bytes_of(PID, since=later) is None  # mmz still older
+    sample([mmz], src)
+    assert memory.bytes_of(PID, since=later) == MIB + 3 * MIB + 256 * 1024
+
+
+def test_load_events_read_no_board_file(tmp_path):
+    """Issue 13: model_load_begin re-read media-mem (MMZ allocator lock) on the StatsD
+    thread. Now events only look up the collectors' samples; the increase is resolved
+    when a sample taken after the end event comes in."""
+    b = Board(tmp_path)
+    src = Recording(str(tmp_path))
+    b.dmabuf(3, 11, MIB)
+    b.ion_client(PID, 2 * MIB)
+    b.mmz_block(PID, 256)
+    inference = Inference({"statsd": {"listen": "off"}}, src)
+    collectors = memory_collectors(inference.memory)
+    sample(collectors, src)
+    tags = b"#model:yolov8,stage:first,pid:%d" % PID
+    del src.reads[:]
+    inference.handle(b"model_load_begin:1|c|" + tags)
+    b.dmabuf(4, 12, 4 * MIB)
+    b.ion_client(PID, 8 * MIB)
+    b.mmz_block(PID, 1024)
+    inference.handle(b"model_load:850|ms|" + tags)
+    assert src.reads == []  # no read, listing or link of a board file on events
+    metrics = {f.name: f for f in inference.collect()}
+    assert metrics["board_model_load_seconds"].samples[0].value == 0.85
+    assert "board_model_memory_increase_bytes" not in metrics  # no sample since the end
+    sample(collectors[:2], src)
+    assert "board_model_memory_increase_bytes" not in {f.name for f in inference.collect()}
+    sample(collectors[2:], src)
+    fam = {f.name: f for f in inference.collect()}["board_model_memory_increase_bytes"]
+    assert [(s.labels, s.value) for s in fam.samples] == [
+        ({"model": "yolov8", "stage": "first"}, 4 * MIB + 8 * MIB + MIB)]
+    # A pid that is no process of this board: its memory is unknown, no increase.
+    inference.handle(b"model_load_begin:1|c|#model:m2,stage:first,pid:31337\n"
+                     b"model_load:10|ms|#model:m2,stage:first,pid:31337")
+    sample(collectors, src)
+    fam = {f.name: f for f in inference.collect()}["board_model_memory_increase_bytes"]
+    assert [s.labels["model"] for s in fam.samples] == ["yolov8"]
 
 
 def test_load_events_give_time_and_memory_increase(tmp_path):
@@ -90,7 +174,12 @@ def test_load_events_give_time_and_memory_increase(tmp_path):
     board.ion_client(PID, 2 * MIB)
     board.mmz_block(PID, 256)
     tags = b"#model:yolov8,stage:first,pid:%d" % PID
-    with statsd_agent(tmp_path, sysroot=str(board.root)) as (base, udp):
+    config = "".join("[collectors.%s]\nenabled = true\ninterval = 0.2\n" % c
+                     for c in ("dmabuf_process", "ion", "mmz"))
+    with statsd_agent(tmp_path, config, sysroot=str(board.root)) as (base, udp):
+        # Model loads use the collectors' samples: wait for the first ones.
+        wait_for(base, lambda s: all(value(s, "board_collector_success", collector=c) == 1
+                                     for c in ("dmabuf_process", "ion", "mmz")))
         # The sync timing after the begin event shows when the agent has handled it.
         send(udp, b"model_load_begin:1|c|" + tags + b"\nsync:1|ms")
         wait_for(base, lambda s: value(s, "board_inference_latency_seconds_count",
@@ -104,8 +193,10 @@ def test_load_events_give_time_and_memory_increase(tmp_path):
              b"model_load:120|ms|#model:yolov8,stage:warm",
              b"model_load:5|ms|#model:yolov8,stage:cold,pid:1",
              b"model_load_begin:1|c|#model:yolov8,stage:first,pid:-3")
-        s = wait_for(base, lambda s: value(s, "board_model_load_seconds",
-                                           model="yolov8", stage="warm") == 0.12)
+        # The increase comes with the first samples taken after the end event.
+        s = wait_for(base, lambda s: value(s, "board_model_memory_increase_bytes",
+                                           model="yolov8", stage="first") != 0)
+        assert value(s, "board_model_load_seconds", model="yolov8", stage="warm") == 0.12
         assert value(s, "board_model_load_seconds", model="yolov8", stage="first") == 0.85
         assert value(s, "board_model_memory_increase_bytes", model="yolov8",
                      stage="first") == 4 * MIB + 8 * MIB + MIB

@@ -110,6 +110,12 @@ class TriggerSource(LocalSource):
         finally:
             self._tick(path)
 
+    def listdir(self, path: str) -> List[str]:
+        try:
+            return super().listdir(path)
+        finally:
+            self._tick(path)
+
     def statvfs(self, path: str) -> os.statvfs_result:
         try:
             return super().statvfs(path)

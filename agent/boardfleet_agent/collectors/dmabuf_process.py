@@ -13,6 +13,7 @@ each fd counts). Sources that cannot read links (an agentless snapshot) instead 
 every fdinfo file that has an ``exp_name:`` line.
 """
 
+import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,8 +22,9 @@ from boardfleet_agent.errors import NoData, ParseError, SourceError
 from boardfleet_agent.parsers.dmabuf import DmaBufFd, parse_dmabuf_fdinfo
 from boardfleet_agent.parsers.procfs import parse_pid_stat
 from boardfleet_agent.parsers.sysfs import first_line
+from boardfleet_agent.procmem import DMABUF_ION
 from boardfleet_agent.registry import Collector, register
-from boardfleet_agent.source import Source
+from boardfleet_agent.source import VANISHED_ERRNOS, Source
 
 PIDS = "/proc/[0-9]*"
 OTHER = "other"
@@ -70,19 +72,32 @@ class DmaBufProcessCollector(Collector):
     defaults = {"max_processes": 50}
 
     def collect(self, src: Source) -> Iterator[Metric]:
+        started = time.monotonic()
         links = can_readlink(src)
         per_name: Dict[str, int] = {}
+        own: Dict[int, int] = {}  # per PID, for model loads: own and ION-exported
+        ion: Dict[int, int] = {}
+        refused: List[str] = []  # fd directories, links or fdinfo that refused reads
         for pid_dir in src.glob(PIDS):
             pid = pid_dir.rsplit("/", 1)[1]
-            fds = self._dmabuf_fds(src, pid_dir, links)
+            fds = self._dmabuf_fds(src, pid_dir, links, refused)
             if not fds:
                 continue
             name = process_name(src, pid)
             if name is None:
                 continue  # exited mid-walk
             per_name[name] = per_name.get(name, 0) + _dedupe(fds)
+            ion_fds = [f for f in fds if "ion" in f[1].exp_name.lower()]
+            ion[int(pid)] = _dedupe(ion_fds)
+            own[int(pid)] = _dedupe([f for f in fds if f not in ion_fds])
+        failure = SourceError(
+            "%d fd path(s) refused reads (the readable processes are served): %s"
+            % (len(refused), "; ".join(refused[:3]))) if refused else None
+        if failure is None:  # a process left out would read as a drop in its memory
+            self.publish_pid_memory("dmabuf", own, started)
+            self.publish_pid_memory(DMABUF_ION, ion, started)
         if not per_name:
-            raise NoData("no process holds a dma-buf")
+            raise failure or NoData("no process holds a dma-buf")
         fam = GaugeMetricFamily(
             "board_dmabuf_process_bytes",
             "DMA-BUF bytes referenced by fds of processes of this name (each buffer once "
@@ -91,30 +106,51 @@ class DmaBufProcessCollector(Collector):
         for name, value in _capped(per_name, int(self.settings["max_processes"])):
             fam.add_metric([name], value)
         yield fam
+        if failure is not None:
+            raise failure
 
-    def _dmabuf_fds(self, src: Source, pid_dir: str, links: bool) -> List[Tuple[str, DmaBufFd]]:
-        """(fd, fdinfo) of the process's dma-buf fds; fds closed mid-walk are skipped."""
-        out = []
+    def _dmabuf_fds(self, src: Source, pid_dir: str, links: bool,
+                    refused: List[str]) -> List[Tuple[str, DmaBufFd]]:
+        """(fd, fdinfo) of the process's dma-buf fds; what vanished mid-walk (the
+        process, a closed fd) is skipped, what refused reads is added to ``refused``."""
+        out: List[Tuple[str, DmaBufFd]] = []
         if links:
             candidates = []
-            for fd_path in src.glob(pid_dir + "/fd/*"):
+            try:
+                # Not glob: it would see an fd directory it may not list as empty.
+                fds = src.listdir(pid_dir + "/fd")
+            except OSError as e:
+                if not isinstance(e, FileNotFoundError) and e.errno not in VANISHED_ERRNOS:
+                    refused.append(_why(e, pid_dir + "/fd"))
+                return out  # refused, or exited mid-walk
+            for fd in fds:
                 try:
-                    target = src.readlink(fd_path)
-                except OSError:
+                    target = src.readlink("%s/fd/%s" % (pid_dir, fd))
+                except OSError as e:
+                    if not isinstance(e, FileNotFoundError) and e.errno not in VANISHED_ERRNOS:
+                        refused.append(_why(e, "%s/fd/%s" % (pid_dir, fd)))
                     continue
                 if is_dmabuf_link(target):
-                    candidates.append(fd_path.rsplit("/", 1)[1])
+                    candidates.append(fd)
         else:
             candidates = [p.rsplit("/", 1)[1] for p in src.glob(pid_dir + "/fdinfo/*")]
         for fd in candidates:
+            path = "%s/fdinfo/%s" % (pid_dir, fd)
             try:
-                text = src.read_text("%s/fdinfo/%s" % (pid_dir, fd))
-            except OSError:
+                text = src.read_text(path)
+            except FileNotFoundError:
+                continue
+            except (OSError, SourceError) as e:
+                refused.append(_why(e, path))
                 continue
             info = parse_dmabuf_fdinfo(text)
             if info is not None:
                 out.append((fd, info))
         return out
+
+
+def _why(error: Exception, path: str) -> str:
+    return "%s: %s" % (path, getattr(error, "strerror", None) or error)
 
 
 def _dedupe(fds: List[Tuple[str, DmaBufFd]]) -> int:

@@ -7,6 +7,7 @@ A heap file that vanishes between listing and reading is skipped; ION debugfs va
 before or while it is read (debugfs unmounted, driver unloaded) makes the collector absent.
 """
 
+import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,7 +38,13 @@ class IonCollector(Collector):
     defaults = {"max_processes": 50}
 
     def collect(self, src: Source) -> Iterator[Metric]:
+        started = time.monotonic()
         heaps, error = self._read_heaps(src)
+        if error is None:  # a heap missing would make every PID's bytes too small
+            by_pid: Dict[int, int] = {}
+            for c in (c for h in heaps for c in h.clients):
+                by_pid[c.pid] = by_pid.get(c.pid, 0) + c.size
+            self.publish_pid_memory("ion", by_pid, started)
         size = GaugeMetricFamily("board_ion_heap_size_bytes",
                                  "ION heap capacity ('heap total size').", labels=["heap"])
         used = GaugeMetricFamily("board_ion_heap_used_bytes",

@@ -6,6 +6,7 @@ module not loaded, or unloaded before it was read) the collector is absent; an o
 whose process exited is ``process="unknown"``.
 """
 
+import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -44,9 +45,13 @@ class MmzCollector(Collector):
     paths = (*MEDIA_MEM_PATHS, "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
 
     def collect(self, src: Source) -> Iterator[Metric]:
+        started = time.monotonic()
         mm = parse_media_mem(read_media_mem(src), self.skips)
         if not mm.zones:
             raise NoData("no MMZ zones (MMZ module not loaded)")
+        by_pid = pid_bytes(mm.zones)
+        if by_pid is not None:
+            self.publish_pid_memory("mmz", by_pid, started)
         yield from zone_families(mm.zones)
         owned = process_bytes(src, mm.zones)
         if owned is not None:
@@ -146,6 +151,18 @@ def process_bytes(src: Source, zones: List[MmzZone]) -> Optional[Dict[str, int]]
                 owners.add(names[pid])
             for proc in owners:
                 out[proc] = out.get(proc, 0) + b.length_kb * KB
+    return out
+
+
+def pid_bytes(zones: List[MmzZone]) -> Optional[Dict[int, int]]:
+    """{pid: bytes of the blocks it owns}; None on SDKs that name no owners."""
+    blocks = [b for z in zones for b in z.blocks]
+    if all(b.pids is None for b in blocks):
+        return None
+    out: Dict[int, int] = {}
+    for b in blocks:
+        for pid in set(b.pids or ()):
+            out[pid] = out.get(pid, 0) + b.length_kb * KB
     return out
 
 

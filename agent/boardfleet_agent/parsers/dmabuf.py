@@ -54,11 +54,16 @@ def parse_bufinfo(text: str, skips: Optional[Skips] = None) -> BufInfo:
     footer: Optional[Tuple[int, int]] = None
     in_devices = False
     skipped = 0
-    for line in complete_lines(text):
+    lines = complete_lines(text)
+    # The footer ends the file: a footer-like line before the last one is the rest of a
+    # buffer name with a line break in it (names are app-chosen), skipped and counted.
+    last = max((i for i, line in enumerate(lines) if _FOOTER.match(line.strip())),
+               default=-1)
+    for i, line in enumerate(lines):
         stripped = line.strip()
         if not stripped or stripped == "Dma-buf Objects:":
             continue
-        if footer is not None:
+        if footer is not None or (i != last and _FOOTER.match(stripped)):
             skipped += 1
             skip(skips, line, WHERE)
             continue

@@ -136,10 +136,26 @@ def _finish(block: _Block, name: str) -> IonHeap:
 def _blocks(text: str, skips: Optional[Skips]) -> List[_Block]:
     blocks: List[_Block] = []
     cur = _Block()
+    # A client name may hold a line break (an app names its thread "total 9\n"): the
+    # piece before it must not pass for a heap's total or a new heap. The kernel prints
+    # "the heap id is N" first or after a dashes line, and "total" and "deferred free"
+    # right after "total orphaned" (task names are too short to spell that one);
+    # elsewhere such a line is a broken row, skipped and counted.
+    prev = "rule"
     for raw in complete_lines(text):
         line = raw.strip()
-        if not line or _DASHES.match(line):
+        if not line:
             continue
+        if _DASHES.match(line):
+            prev = "rule"
+            continue
+        total = _TOTAL.match(line)
+        if (_HEAP_ID.match(line) and prev != "rule") or (
+                total and total.group(1) != "total orphaned" and prev != "total"):
+            skip(skips, line, "ion")
+            prev = "row"
+            continue
+        prev = "total" if total else "row"
         if _HEAP_ID.match(line):
             if cur.heap_id or cur.has_content():
                 blocks.append(cur)
@@ -158,7 +174,6 @@ def _blocks(text: str, skips: Optional[Skips]) -> List[_Block]:
             else:
                 cur.name = kernel.group(1)
             continue
-        total = _TOTAL.match(line)
         if total:
             cur.totals[total.group(1)] = int(total.group(2))
         elif "total" not in cur.totals:

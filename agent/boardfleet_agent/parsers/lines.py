@@ -15,11 +15,16 @@ log = logging.getLogger("boardfleet.agent")
 
 
 def complete_lines(text: str) -> List[str]:
-    """The file's lines, without a last line that lacks its newline (cut short)."""
-    lines = text.splitlines()
-    if lines and not text.endswith(("\n", "\r")):
-        lines.pop()
-    return lines
+    """The file's lines, without a last line that lacks its newline (cut short).
+
+    Lines end at ``\n`` only, as the kernel writes them (a ``\r`` before it is dropped):
+    not at the other characters ``str.splitlines`` breaks on (``\x0b``, ``\x0c``,
+    ``\x1c``-``\x1e``, ``\x85``, ``\u2028``, ...), which an app-chosen name (a process
+    comm, a dma-buf name) may hold.
+    """
+    lines = text.split("\n")
+    lines.pop()  # "" after the last newline, or a last line cut short
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 class Skips:
