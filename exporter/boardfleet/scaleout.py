@@ -78,11 +78,14 @@ class Topology:
 
     def victoria_metrics(self, binary: str, scrape_interval: str,
                          extra: Sequence[str] = ()) -> List[str]:
-        """The single-node server; replicated samples collapse to one per scrape interval."""
+        """The single-node server; replicated samples collapse to one per scrape interval,
+        and a sample is visible to queries one scrape interval after it was taken (the
+        default, 30s, would show a soak's dashboards half a minute late)."""
         return [binary, "-storageDataPath=%s" % (self.state / "victoria-metrics"),
                 "-httpListenAddr=%s:%d" % (self.host, self.ports.victoriametrics),
                 "-retentionPeriod=%s" % self.retention,
-                "-dedup.minScrapeInterval=%s" % scrape_interval, *extra]
+                "-dedup.minScrapeInterval=%s" % scrape_interval,
+                "-search.latencyOffset=%s" % scrape_interval, *extra]
 
     def vmagent(self, binary: str, i: int, config: Path) -> List[str]:
         """Shard ``i`` of ``shards``: scrapes its share of ``config``'s targets."""
@@ -112,6 +115,11 @@ def vmagent_config(prometheus: Dict[str, Any]) -> Dict[str, Any]:
     cfg = {k: prometheus[k] for k in VMAGENT_KEYS if k in prometheus}
     if "global" in cfg:
         cfg["global"] = {k: v for k, v in cfg["global"].items() if k in VMAGENT_GLOBAL}
+    # vmagent 1.79 takes SD refresh intervals from flags (Topology.sd_interval) only.
+    cfg["scrape_configs"] = [
+        {k: [{f: v for f, v in sd.items() if f != "refresh_interval"} for sd in val]
+         if k.endswith("_sd_configs") else val for k, val in job.items()}
+        for job in cfg.get("scrape_configs", [])]
     return cfg
 
 

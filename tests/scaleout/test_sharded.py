@@ -115,7 +115,7 @@ def _topology(stack: ExitStack, tmp: Path, name: str, shards: int, replication: 
                     shard_ports=[free_port() for _ in range(shards)])
     stack.enter_context(_run(topo.victoria_metrics(
         shutil.which("victoria-metrics") or "victoria-metrics", "1s",
-        ["-search.latencyOffset=1s", "-search.disableCache"]),
+        ["-search.disableCache"]),
         state / "vm.log", topo.url + "/health"))
     config = state / "scrape.yml"
     config.write_text(yaml.safe_dump(vmagent_config(scrape)))

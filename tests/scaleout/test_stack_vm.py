@@ -1,0 +1,130 @@
+"""``boardfleet stack up --tsdb victoriametrics``: both topologies from the CLI, with the
+committed prometheus.yml and rules, demo boards, a simulated board and the fleet service."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import yaml
+from support.net import free_port
+from support.paths import FIXTURES
+
+CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
+DEMO = ("hi3516ev200", "x5")
+BOARDS = {"demo-hi3516ev200", "demo-x5", "sim-01-idle"}
+DEADLINE = 60.0  # prometheus.yml scrapes every 10s
+
+
+def _stack(state: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "stack", "--state-dir", str(state), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _get(url: str, **params: str) -> Any:
+    query = "?" + urllib.parse.urlencode(params) if params else ""
+    with urllib.request.urlopen(url + query, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def _urls(stdout: str) -> Dict[str, str]:
+    """Process name -> URL, from the lines ``up`` prints."""
+    return {parts[0]: parts[-1] for parts in (line.split() for line in stdout.splitlines())
+            if len(parts) == 2 and parts[-1].startswith("http://")}
+
+
+def _vm_boards(vm: str) -> Dict[str, str]:
+    result = _get(vm + "/api/v1/query", query='up{job="boardfleet-agent"}')["data"]["result"]
+    return {r["metric"]["board"]: r["value"][1] for r in result}
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    demo = tmp_path / "sysroots"
+    demo.mkdir()
+    for name in DEMO:
+        (demo / name).symlink_to(FIXTURES / name)
+    state = tmp_path / "stack"
+    try:
+        yield state
+    finally:
+        pids = [p["pid"] for p in json.loads((state / "stack.json").read_text())] \
+            if (state / "stack.json").is_file() else []
+        _stack(state, "down")
+        for pid in pids:
+            try:
+                Path("/proc/%d/stat" % pid).read_text()
+            except OSError:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _up(state: Path, *args: str) -> Dict[str, str]:
+    ports: List[str] = []
+    for name in ("prometheus", "alertmanager", "service", "boards", "victoriametrics",
+                 "vmalert"):
+        ports += ["--%s-port" % name, str(free_port())]
+    up = _stack(state, "up", "--detach", "--demo-sysroots", str(state.parent / "sysroots"),
+                "--sim-boards", "1", "--tsdb", "victoriametrics", *ports, *args)
+    assert up.returncode == 0, up.stderr
+    return _urls(up.stdout)
+
+
+def _wait_for_boards(vm: str) -> Dict[str, str]:
+    deadline = time.monotonic() + DEADLINE
+    boards: Dict[str, str] = {}
+    while time.monotonic() < deadline and set(boards) != BOARDS:  # bounded
+        boards = _vm_boards(vm)
+        time.sleep(1)
+    return boards
+
+
+def test_sharded_stack(state: Path) -> None:
+    first = free_port()
+    urls = _up(state, "--shards", "2", "--vmagent-port", str(first))
+    assert {"victoria-metrics", "vmagent-0", "vmagent-1", "vmalert"} <= set(urls)
+    assert "prometheus" not in urls
+    status = _stack(state, "status")
+    assert status.returncode == 0, status.stdout
+    assert _wait_for_boards(urls["victoria-metrics"]) == dict.fromkeys(BOARDS, "1")
+    # File SD and the fleet service's HTTP SD list the same boards: one target each, and
+    # each board on exactly one shard.
+    shards: Dict[str, List[int]] = {}
+    for i in (0, 1):
+        targets = _get(urls["vmagent-%d" % i] + "/api/v1/targets")["data"]["activeTargets"]
+        for t in targets:
+            if t["labels"].get("job") == "boardfleet-agent":
+                shards.setdefault(t["labels"]["board"], []).append(i)
+    assert set(shards) == BOARDS and all(len(v) == 1 for v in shards.values()), shards
+    groups = _get(urls["vmalert"] + "/api/v1/rules")["data"]["groups"]
+    assert {"boardfleet-alerts", "boardfleet-recording"} <= {g["name"] for g in groups}
+    rules = yaml.safe_load((state / "vmalert-rules" / "boardfleet-alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert "BoardDDRBandwidthHigh" in alerts
+    assert not [a for a, r in alerts.items() if "keep_firing_for" in r]
+    assert _stack(state, "down").returncode == 0
+    assert _stack(state, "status").returncode == 3
+
+
+def test_prometheus_remote_write(state: Path) -> None:
+    urls = _up(state, "--shards", "0")
+    assert "prometheus" in urls and "vmagent-0" not in urls
+    cfg = yaml.safe_load((state / "prometheus.yml").read_text())
+    assert cfg["remote_write"] == [{"url": urls["victoria-metrics"] + "/api/v1/write"}]
+    assert _wait_for_boards(urls["victoria-metrics"]) == dict.fromkeys(BOARDS, "1")
+
+
+def test_bad_replication_is_refused(state: Path) -> None:
+    r = _stack(state, "up", "--detach", "--tsdb", "victoriametrics", "--shards", "2",
+               "--replication", "3")
+    assert r.returncode == 2 and "replication" in r.stderr
+    assert not (state / "stack.json").exists()
