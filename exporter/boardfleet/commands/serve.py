@@ -7,6 +7,7 @@ import sys
 
 from boardfleet.inventory import InventoryError, load
 from boardfleet.probe import Prober
+from boardfleet.replicas import Replica
 from boardfleet.transports.pool import SessionPool
 from boardfleet.transports.secrets import Secrets, SecretsError, load_secrets, read_private
 from boardfleet.transports.ssh import connect_ssh
@@ -34,6 +35,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
                    help="per-probe timeout, capped by Prometheus' scrape timeout (default 10)")
     p.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="probes running at once (default 64)")
+    p.add_argument("--replica", default="0/1", metavar="I/N",
+                   help="this is replica I (0-based) of N: list and probe only the agentless "
+                        "boards whose name hashes to I (docs/scaleout.md; default 0/1)")
     p.set_defaults(func=_serve)
 
 
@@ -50,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         token = read_private(args.token_file).strip() if args.token_file else None
         if token == "":
             raise SecretsError("%s is empty" % args.token_file)
+        replica = Replica.parse(args.replica)
         if not host or not port.isdigit() or args.timeout <= 0 or args.concurrency < 1:
             raise ValueError("bad --listen, --timeout or --concurrency")
     except (InventoryError, SecretsError, ValueError) as e:
@@ -60,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
         "telnet": connect_telnet,
     }, secrets)
     state = ServiceState(inventory, Prober(pool), token, args.timeout, args.concurrency)
+    state.replica = replica
     uvicorn.run(create_app(state), host=host.strip("[]"), port=int(port),
                 log_level="warning")
     return 0
