@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from boardfleet_agent.platform import detect
 from boardfleet_agent.source import LocalSource
 
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures"
 # Fixture sysroots standing in for each platform's boards (tests/fixtures/<name>).
 DEFAULT_SYSROOTS = ("hi3516ev200", "ss928", "x5", "s600", "qcs6490")
 PATH = "/boards/%s/metrics"
@@ -84,7 +85,8 @@ class VirtualFleet:
     """``boards`` boards named ``vf-<n>-<sysroot>``, platforms taken round-robin."""
 
     def __init__(self, boards: int, templates: Dict[str, Template],
-                 labels: Dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+                 labels: Dict[str, str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         if boards < 1 or not templates:
             raise ValueError("need >= 1 board and >= 1 template")
         kinds = sorted(templates)
@@ -112,7 +114,7 @@ class VirtualFleet:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.address = "%s:%d" % (host, self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
