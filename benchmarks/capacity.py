@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -154,6 +155,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0, metavar="SECONDS")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = ap.parse_args()
+    # `timeout` or Ctrl-C: unwind the ExitStack, so no server outlives the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     d = Path(tempfile.mkdtemp(prefix="boardfleet-capacity-"))
     prom_cfg = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
     rules = [REPO / "prometheus" / r for r in prom_cfg["rule_files"]]
