@@ -1,32 +1,22 @@
 """``boardfleet stack up --tsdb victoriametrics``: both topologies from the CLI, with the
 committed prometheus.yml and rules, demo boards, a simulated board and the fleet service."""
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
-import pytest
 import yaml
+from stack import test_stack
 from support.net import free_port
-from support.paths import FIXTURES
 
-CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
-DEMO = ("hi3516ev200", "x5")
-BOARDS = {"demo-hi3516ev200", "demo-x5", "sim-01-idle"}
+# The demo sysroots of tests/stack's ``state`` fixture, and one simulated board.
+BOARDS = {"demo-generic", "demo-hi3516ev200", "demo-x5", "sim-01-idle"}
 DEADLINE = 60.0  # prometheus.yml scrapes every 10s
-
-
-def _stack(state: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, "stack", "--state-dir", str(state), *args],
-                          capture_output=True, text=True, timeout=120)
+state = test_stack.state  # the fixture: a state directory, the stack stopped afterwards
+_stack = test_stack._stack
 
 
 def _get(url: str, **params: str) -> Any:
@@ -44,28 +34,6 @@ def _urls(stdout: str) -> Dict[str, str]:
 def _vm_boards(vm: str) -> Dict[str, str]:
     result = _get(vm + "/api/v1/query", query='up{job="boardfleet-agent"}')["data"]["result"]
     return {r["metric"]["board"]: r["value"][1] for r in result}
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    demo = tmp_path / "sysroots"
-    demo.mkdir()
-    for name in DEMO:
-        (demo / name).symlink_to(FIXTURES / name)
-    state = tmp_path / "stack"
-    try:
-        yield state
-    finally:
-        pids = [p["pid"] for p in json.loads((state / "stack.json").read_text())] \
-            if (state / "stack.json").is_file() else []
-        _stack(state, "down")
-        for pid in pids:
-            try:
-                Path("/proc/%d/stat" % pid).read_text()
-            except OSError:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
 
 
 def _up(state: Path, *args: str) -> Dict[str, str]:
@@ -88,14 +56,21 @@ def _wait_for_boards(vm: str) -> Dict[str, str]:
     return boards
 
 
+def _logs(state: Path) -> str:
+    """The last lines of each process's log, for a failure message."""
+    return "\n".join("== %s\n%s" % (log.name, "\n".join(log.read_text(
+        errors="replace").splitlines()[-5:])) for log in sorted((state / "logs").glob("*")))
+
+
 def test_sharded_stack(state: Path) -> None:
     first = free_port()
     urls = _up(state, "--shards", "2", "--vmagent-port", str(first))
     assert {"victoria-metrics", "vmagent-0", "vmagent-1", "vmalert"} <= set(urls)
     assert "prometheus" not in urls
     status = _stack(state, "status")
-    assert status.returncode == 0, status.stdout
-    assert _wait_for_boards(urls["victoria-metrics"]) == dict.fromkeys(BOARDS, "1")
+    assert status.returncode == 0, status.stdout + _logs(state)
+    boards = _wait_for_boards(urls["victoria-metrics"])
+    assert boards == dict.fromkeys(BOARDS, "1"), (boards, _logs(state))
     # File SD and the fleet service's HTTP SD list the same boards: one target each, and
     # each board on exactly one shard.
     shards: Dict[str, List[int]] = {}
@@ -105,8 +80,8 @@ def test_sharded_stack(state: Path) -> None:
             if t["labels"].get("job") == "boardfleet-agent":
                 shards.setdefault(t["labels"]["board"], []).append(i)
     assert set(shards) == BOARDS and all(len(v) == 1 for v in shards.values()), shards
-    groups = _get(urls["vmalert"] + "/api/v1/rules")["data"]["groups"]
-    assert {"boardfleet-alerts", "boardfleet-recording"} <= {g["name"] for g in groups}
+    groups = {g["name"] for g in _get(urls["vmalert"] + "/api/v1/rules")["data"]["groups"]}
+    assert {"boardfleet-alerts", "boardfleet-recording"} <= groups, groups
     rules = yaml.safe_load((state / "vmalert-rules" / "boardfleet-alerts.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
     assert "BoardDDRBandwidthHigh" in alerts
@@ -120,7 +95,8 @@ def test_prometheus_remote_write(state: Path) -> None:
     assert "prometheus" in urls and "vmagent-0" not in urls
     cfg = yaml.safe_load((state / "prometheus.yml").read_text())
     assert cfg["remote_write"] == [{"url": urls["victoria-metrics"] + "/api/v1/write"}]
-    assert _wait_for_boards(urls["victoria-metrics"]) == dict.fromkeys(BOARDS, "1")
+    boards = _wait_for_boards(urls["victoria-metrics"])
+    assert boards == dict.fromkeys(BOARDS, "1"), (boards, _logs(state))
 
 
 def test_bad_replication_is_refused(state: Path) -> None:
