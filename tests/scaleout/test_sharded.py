@@ -8,7 +8,8 @@ leaking), scraped every second by three topologies side by side:
   generated rules (``for:`` shortened) into a real Alertmanager and a webhook;
 * 3 vmagent shards, replication 2 -> VictoriaMetrics B (deduplication on read);
 * Prometheus with the same rules and ``remote_write`` -> VictoriaMetrics C, where every
-  dashboard query must answer as Prometheus does over the same samples.
+  dashboard query must answer as Prometheus does over the same samples, and the soak
+  report must judge every board alike.
 """
 
 import json
@@ -37,6 +38,8 @@ from boardfleet.rules import load_thresholds, render, shortened
 from boardfleet.scaleout import Topology, VMPorts, vmagent_config, vmalert_rules, with_remote_write
 from boardfleet.simulator.fleet import SimFleet
 from boardfleet.simulator.virtual import VirtualFleet, templates
+from boardfleet.soak.criteria import load as load_criteria
+from boardfleet.soak.report import Window, build
 
 VIRTUAL = 24
 SIM_SCENARIOS = ["ddr-saturation", "mmz-leak"]
@@ -191,7 +194,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
             if ready:
                 break
             time.sleep(1)
-        yield {"boards": boards, "single": single, "replicated": replicated, "prom": prom,
+        yield {"boards": boards, "started": time.time() - (time.monotonic() - started),
+               "single": single, "replicated": replicated, "prom": prom,
                "vm_a": vm_a, "vm_b": VM(replicated.url), "vm_c": vm_c, "hook": hook}
 
 
@@ -254,3 +258,19 @@ def _close(a: float, b: float) -> bool:
     # VictoriaMetrics keeps about 12 significant decimal digits: a Unix timestamp
     # (1.7e9 s) loses microseconds, which ``time() - ..._timestamp_seconds`` shows.
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-5)
+
+
+def test_soak_report_judges_alike(fleet: Dict[str, Any]) -> None:
+    """The soak report pointed at VictoriaMetrics gives every board the verdict and
+    reasons it gives from Prometheus, its queries all answered."""
+    boards = sorted(b for b in fleet["boards"] if b.startswith("sim-"))[:2] + \
+        sorted(b for b in fleet["boards"] if b.startswith("vf-"))[:3]
+    w = Window("scaleout", fleet["started"], time.time() - 5, boards)
+    got = {}
+    for name, url in (("prometheus", fleet["prom"].url), ("victoriametrics",
+                                                          fleet["vm_c"].url)):
+        r = build(w, url, load_criteria(), step=1)
+        assert not r.problems, (name, r.problems)
+        got[name] = {b.board: (b.verdict, b.reasons) for b in r.boards}
+    assert any(r.startswith("DDR above") for r in got["prometheus"][DDR_BOARD][1])
+    assert got["victoriametrics"] == got["prometheus"]
