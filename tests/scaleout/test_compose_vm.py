@@ -4,14 +4,15 @@ tests run, and wired like ``boardfleet stack up --tsdb victoriametrics``."""
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 import yaml
 from support.paths import REPO
 
-from boardfleet.scaleout import vmalert_rules
-
+CLI = [sys.executable, "-c", "import sys; from boardfleet.cli import main; sys.exit(main())"]
 PROFILE = "victoriametrics"
 SERVICES = {"victoriametrics", "vmagent-0", "vmagent-1", "vmalert-rules", "vmalert"}
 
@@ -73,15 +74,22 @@ def test_vmalert_reads_the_converted_rules_and_notifies_alertmanager(
     assert alert["rule"] == out + "/*.yml"
 
 
-def test_converted_rules_pass_vmalert_dry_run(tmp_path) -> None:
-    """What the one-shot service writes is what Debian's vmalert accepts."""
-    files = vmalert_rules(sorted((REPO / "prometheus" / "rules").glob("*.yml")), tmp_path)
-    r = subprocess.run(["vmalert", *("-rule=%s" % f for f in files), "-dryRun",
-                        "-datasource.url=http://127.0.0.1:1"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    original = subprocess.run(["vmalert", "-rule=%s" % (REPO / "prometheus" / "rules" /
-                                                        "boardfleet-alerts.yml"),
-                               "-dryRun", "-datasource.url=http://127.0.0.1:1"],
-                              capture_output=True, text=True, timeout=60)
-    assert original.returncode != 0  # why the conversion exists (keep_firing_for)
+def test_converted_rules_pass_vmalert_dry_run(tmp_path: Path) -> None:
+    """What the one-shot service runs (``boardfleet rules vmalert``) is what Debian's
+    vmalert accepts; the generated rules as they are, it refuses (keep_firing_for)."""
+    r = subprocess.run([*CLI, "rules", "vmalert", "-r", str(REPO / "prometheus" / "rules"),
+                        "-o", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    files = sorted(tmp_path.glob("*.yml"))
+    assert [f.name for f in files] == sorted(
+        f.name for f in (REPO / "prometheus" / "rules").glob("*.yml"))
+    for rules, ok in ((files, True), ([REPO / "prometheus" / "rules" /
+                                       "boardfleet-alerts.yml"], False)):
+        dry = subprocess.run(["vmalert", *("-rule=%s" % f for f in rules), "-dryRun",
+                              "-datasource.url=http://127.0.0.1:1"],
+                             capture_output=True, text=True, timeout=60)
+        assert (dry.returncode == 0) == ok, dry.stdout[-2000:] + dry.stderr[-2000:]
+    missing = subprocess.run([*CLI, "rules", "vmalert", "-r", str(tmp_path / "none"), "-o",
+                              str(tmp_path / "out")], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2 and "no rule files" in missing.stderr
