@@ -46,6 +46,8 @@ SIM_SCENARIOS = ["ddr-saturation", "mmz-leak"]
 DDR_BOARD = "sim-01-ddr-saturation"
 DEADLINE = 45.0
 ALERT = "BoardDDRBandwidthHigh"
+# Contract alerts the simulated boards raise (as in tests/prometheus/test_e2e.py).
+EXPECTED = {(ALERT, DDR_BOARD), ("BoardMMZExhausted", "sim-02-mmz-leak")}
 RANGE = re.compile(r"\[[^\]]+\]")  # a range selector: the query looks back over a window
 FIRING = 'ALERTS{alertname="%s", alertstate="firing"}' % ALERT
 
@@ -187,7 +189,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         while time.monotonic() - started < DEADLINE:  # bounded
             sim.tick()
             ready = (len(vm_a.query("up == 1")) == len(boards)
-                     and (ALERT, DDR_BOARD) in hook.firing()
+                     and hook.firing() >= EXPECTED
                      and vm_a.query(FIRING)
                      and len(vm_c.query("up == 1")) == len(boards)
                      and time.monotonic() - started > 15)
@@ -216,9 +218,10 @@ def test_replication_two_scrapes_twice_and_reads_once(fleet: Dict[str, Any]) -> 
     assert max(float(r["value"][1]) for r in samples) <= 11, samples
 
 
-def test_contract_alert_fires_through_vmalert(fleet: Dict[str, Any]) -> None:
+def test_contract_alerts_fire_through_vmalert(fleet: Dict[str, Any]) -> None:
     firing = fleet["hook"].firing()
-    assert (ALERT, DDR_BOARD) in firing, firing
+    assert firing >= EXPECTED, firing
+    # Only the saturated board: the virtual boards (fixture values) stay quiet.
     assert not {b for name, b in firing if name == ALERT} - {DDR_BOARD}
     # vmalert wrote its alert state back (ALERTS, as Grafana's alert panels read it).
     assert {r["metric"]["board"] for r in fleet["vm_a"].query(FIRING)} == {DDR_BOARD}
