@@ -119,13 +119,7 @@ class Stack:
                 "--storage.path=%s" % (self.state / "alertmanager"),
                 "--web.listen-address=%s:%d" % (self.host, self.ports.alertmanager),
                 "--cluster.listen-address="], am, "/-/ready"))
-            procs.append(self._spawn("prometheus", [
-                binaries["prometheus"],
-                "--config.file=%s" % self._prometheus_config(inventory, service),
-                "--storage.tsdb.path=%s" % (self.state / "prometheus"),
-                "--web.listen-address=%s:%d" % (self.host, self.ports.prometheus),
-                "--web.enable-lifecycle"],
-                "http://%s:%d" % (self.host, self.ports.prometheus), "/-/ready"))
+            procs.extend(self._tsdb(binaries["prometheus"], inventory, service, am))
             self._started(procs)
         except BaseException:
             _stop(procs)
@@ -139,6 +133,17 @@ class Stack:
         _stop(alive)
         self.record.unlink(missing_ok=True)
         return alive
+
+    def _tsdb(self, prometheus: str, inventory: Inventory, service: str,
+              alertmanager: str) -> list[Proc]:
+        """What scrapes, stores and evaluates the rules: here one Prometheus
+        (``boardfleet.stack_vm`` puts VictoriaMetrics behind or instead of it)."""
+        return [self._spawn("prometheus", [
+            prometheus, "--config.file=%s" % self._prometheus_config(inventory, service),
+            "--storage.tsdb.path=%s" % (self.state / "prometheus"),
+            "--web.listen-address=%s:%d" % (self.host, self.ports.prometheus),
+            "--web.enable-lifecycle"],
+            "http://%s:%d" % (self.host, self.ports.prometheus), "/-/ready")]
 
     def _spawn(self, name: str, argv: list[str], url: str, health: str) -> Proc:
         log = self.state / "logs" / ("%s.log" % name)

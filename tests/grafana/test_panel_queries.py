@@ -55,7 +55,12 @@ SOAK_BOARDS = ("x5", "sim-01-mmz-leak")
 ELSEWHERE = {"board_probe_success", "board_ddr_frequency_ratio",
              "board_collector_skipped_lines_total", "board_inference_fps",
              "board_inference_average_latency_seconds", "board_inference_frames_total",
-             "board_filesystem_available_bytes", "board_filesystem_size_bytes"}
+             "board_filesystem_available_bytes", "board_filesystem_size_bytes",
+             # The log tail's own figures (the fed agents tail no app log), and the model
+             # load memory, taken from background samples up to one collector interval
+             # (15 s) after the load: tests/inference/test_inference_modelload.py.
+             "board_inference_log_lag_bytes", "board_inference_log_skipped_bytes_total",
+             "board_model_memory_increase_bytes"}
 
 
 @contextmanager

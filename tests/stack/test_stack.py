@@ -84,7 +84,7 @@ def test_up_status_down(state: Path) -> None:
     demo = str(state.parent / "sysroots")
     state.mkdir()
     added = subprocess.run([*CLI, "inventory", "-i", str(state / "boards.yml"), "add",
-                            "real-1", "192.0.2.10", "--platform", "hisi"],
+                            "real-1", "127.0.0.77", "--platform", "hisi"],
                            capture_output=True, text=True, timeout=60)
     assert added.returncode == 0, added.stderr
     up = _stack(state, "up", "--detach", "--demo-sysroots", demo, *_port_args())
@@ -114,7 +114,7 @@ def test_up_status_down(state: Path) -> None:
                      if t["health"] == "up"}
         time.sleep(0.5)
     assert {t["labels"]["board"]: t["scrapeUrl"] for t in targets
-            if t["health"] != "up"} == {"real-1": "http://192.0.2.10:9776/metrics"}
+            if t["health"] != "up"} == {"real-1": "http://127.0.0.77:9776/metrics"}
     assert up_boards == {"demo-generic": "generic", "demo-hi3516ev200": "hisi",
                          "demo-x5": "horizon", "sim-01-idle": "hisi"}
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from boardfleet.rules import ThresholdsError, load_thresholds, render, write
+from boardfleet.scaleout import vmalert_rules
 
 DEFAULT_THRESHOLDS = "prometheus/thresholds.yml"
 DEFAULT_OUT = "prometheus/rules"
@@ -23,6 +24,12 @@ def register(sub: "argparse._SubParsersAction") -> None:
     gen.add_argument("--check", action="store_true",
                      help="write nothing; exit 1 if the files in --out are out of date")
     gen.set_defaults(func=_generate)
+    vm = rsub.add_parser("vmalert", help="copy the rule files for vmalert 1.79 (Debian "
+                                         "bookworm), which predates keep_firing_for")
+    vm.add_argument("-r", "--rules", default=DEFAULT_OUT, metavar="DIR",
+                    help="generated rule files to read (default %s)" % DEFAULT_OUT)
+    vm.add_argument("-o", "--out", required=True, metavar="DIR", help="where to write them")
+    vm.set_defaults(func=_vmalert)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -45,3 +52,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _same(path: Path, text: str) -> bool:
     return path.exists() and path.read_text(encoding="utf-8") == text
+
+
+def _vmalert(args: argparse.Namespace) -> int:
+    sources = sorted(Path(args.rules).glob("*.yml"))
+    if not sources:
+        sys.stderr.write("boardfleet: no rule files (*.yml) in %s\n" % args.rules)
+        return 2
+    for path in vmalert_rules(sources, Path(args.out)):
+        sys.stdout.write("wrote %s\n" % path)
+    return 0

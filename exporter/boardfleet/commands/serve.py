@@ -9,6 +9,7 @@ from pathlib import Path
 
 from boardfleet.inventory import InventoryError, load
 from boardfleet.probe import Prober
+from boardfleet.replicas import Replica
 from boardfleet.transports.pool import SessionPool
 from boardfleet.transports.secrets import Secrets, SecretsError, load_secrets, read_private
 from boardfleet.transports.ssh import connect_ssh
@@ -46,6 +47,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--runbook", metavar="FILE",
                    help="the runbook served at /runbook, where every alert links "
                         "(default: prometheus/RUNBOOK.md of this checkout)")
+    p.add_argument("--replica", default="0/1", metavar="I/N",
+                   help="this is replica I (0-based) of N: list and probe only the agentless "
+                        "boards whose name hashes to I (docs/scaleout.md; default 0/1)")
     p.set_defaults(func=_serve)
 
 
@@ -69,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "--known-hosts %s does not exist. Create it with 'boardfleet agent install "
                 "--accept-new-host-key' or ssh-keyscan, or leave the option out to use "
                 "known_hosts next to the inventory" % args.known_hosts)
+        replica = Replica.parse(args.replica)
         if not host or not port.isdigit() or args.timeout <= 0 or args.concurrency < 1:
             raise ValueError("bad --listen, --timeout or --concurrency")
     except (InventoryError, SecretsError, ValueError) as e:
@@ -87,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     state = ServiceState(inventory, Prober(pool), token, args.timeout, args.concurrency,
                          probe_token=probe_token,
                          runbook=Path(args.runbook) if args.runbook else None)
+    state.replica = replica
     uvicorn.run(create_app(state), host=host.strip("[]"), port=int(port),
                 log_level="warning")
     return 0

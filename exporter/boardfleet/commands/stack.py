@@ -6,7 +6,9 @@ import sys
 import threading
 from pathlib import Path
 
+from boardfleet.scaleout import VMPorts
 from boardfleet.stack import FIXTURES, Ports, Proc, Stack, StackError, healthy
+from boardfleet.stack_vm import VMStack
 
 DEFAULT_STATE = ".stack"
 
@@ -35,6 +37,25 @@ def register(sub: "argparse._SubParsersAction") -> None:
                     help="one demo board per sysroot under DIR (default %s)" % FIXTURES)
     up.add_argument("--sim-boards", type=int, default=4, metavar="N",
                     help="simulated HiSilicon boards ('boardfleet simulate'; default 4, 0: none)")
+    vm = up.add_argument_group(
+        "VictoriaMetrics (Debian's victoria-metrics package; docs/scaleout.md)")
+    vm.add_argument("--tsdb", choices=("prometheus", "victoriametrics"), default="prometheus",
+                    help="where samples go: one Prometheus (default), or VictoriaMetrics")
+    vm.add_argument("--shards", type=int, default=2, metavar="N",
+                    help="with victoriametrics: N vmagent shards + vmalert (default 2); 0: "
+                         "Prometheus as usual, remote-writing to VictoriaMetrics")
+    vm.add_argument("--replication", type=int, default=1, metavar="R",
+                    help="shards scraping each board (default 1; 2 survives a shard loss, "
+                         "VictoriaMetrics deduplicates)")
+    vm.add_argument("--retention", default="12", metavar="PERIOD",
+                    help="VictoriaMetrics retention: months, or with h/d/w/y (default 12)")
+    vm_defaults = VMPorts()
+    for name in ("victoriametrics", "vmagent", "vmalert"):
+        vm.add_argument("--%s-port" % name, type=int, default=getattr(vm_defaults, name),
+                        metavar="PORT", help="default %d%s" % (
+                            getattr(vm_defaults, name),
+                            " (first shard; the next ones count up)" if name == "vmagent"
+                            else ""))
     up.set_defaults(func=_up)
     ssub.add_parser("down", help="stop the stack").set_defaults(func=_down)
     ssub.add_parser("status", help="show what runs and whether it answers"
@@ -46,6 +67,16 @@ def _up(args: argparse.Namespace) -> int:
                   args.boards_port)
     stack = Stack(args.state_dir.resolve(), args.host, ports, args.demo_sysroots.resolve(),
                   args.sim_boards)
+    if args.tsdb == "victoriametrics":
+        stack = VMStack(stack.state, stack.host, ports, stack.demo_sysroots, stack.sim_boards,
+                        shards=args.shards, replication=args.replication,
+                        vm_ports=VMPorts(args.victoriametrics_port, args.vmagent_port,
+                                         args.vmalert_port), retention=args.retention)
+        try:
+            _ = stack.topology  # validates shards and replication
+        except ValueError as e:
+            sys.stderr.write("boardfleet: %s\n" % e)
+            return 2
     stop = threading.Event()
     if not args.detach:
         for sig in (signal.SIGINT, signal.SIGTERM):

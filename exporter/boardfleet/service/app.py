@@ -37,6 +37,7 @@ from boardfleet.inventory import (
     InventoryError,
 )
 from boardfleet.probe import Prober, render
+from boardfleet.replicas import Replica, owner
 from boardfleet.service import metrics as service_metrics
 from boardfleet.service import runbook, soak
 
@@ -58,6 +59,8 @@ class Health(BaseModel):
 class ServiceState:
     """Inventory (re-read when its file changes, saved on every change), prober and the
     probe executor."""
+
+    replica = Replica()  # agentless probe sharding (boardfleet.replicas; serve --replica)
 
     def __init__(self, inventory: Inventory, prober: Prober, token: str | None,
                  timeout: float = 10.0, concurrency: int = 64,
@@ -187,7 +190,8 @@ def create_app(state: ServiceState) -> FastAPI:
     def http_sd(mode: Literal["agent", "agentless"] = "agentless") -> List[Dict[str, Any]]:
         """Prometheus HTTP SD: agentless targets are board names for ``/probe``, agent
         targets are ``host:agent_port``."""
-        return state.inventory.file_sd(mode)
+        groups = state.inventory.file_sd(mode)
+        return state.replica.select(groups) if mode == "agentless" else groups
 
     @app.get("/probe", tags=["prometheus"], response_class=Response,
              dependencies=[Depends(prober)],
@@ -208,6 +212,10 @@ def create_app(state: ServiceState) -> FastAPI:
             board = state.inventory.get(target)
         except InventoryError as e:
             raise HTTPException(404, str(e)) from None
+        if not state.replica.owns(target):
+            raise HTTPException(421, "board %s is probed by replica %d of %d, not %d" % (
+                target, owner(target, state.replica.count), state.replica.count,
+                state.replica.index))
         timeout = state.timeout
         if scrape_timeout is not None and scrape_timeout > 0:
             timeout = min(timeout, max(0.1, scrape_timeout - 0.5))
