@@ -71,6 +71,7 @@ class Stack:
     demo_sysroots: Path = FIXTURES
     sim_boards: int = 4
     skipped: list[str] = field(default_factory=list)
+    soak: str = ""  # the demo soak run, as the summary prints it
 
     @property
     def record(self) -> Path:
@@ -112,6 +113,7 @@ class Stack:
                     "--listen", "%s:%d" % (self.host, self.ports.service)],
                     service, "/healthz"))
                 self._started(procs)
+                self.soak = self._demo_soak(inventory)
             am = "http://%s:%d" % (self.host, self.ports.alertmanager)
             procs.append(self._spawn("alertmanager", [
                 binaries["alertmanager"],
@@ -184,6 +186,29 @@ class Stack:
             self.skipped.append("fleet service (boardfleet.service not importable: %s)" % e)
             return ""
         return "http://%s:%d" % (self.host, self.ports.service)
+
+    def _demo_soak(self, inventory: Inventory) -> str:
+        """A soak run ``demo`` over the simulated boards, started once per state directory
+        (kept across restarts), so the soak dashboard and ``boardfleet soak report demo``
+        have a run to show. Returns what the summary prints."""
+        from boardfleet.soak.store import SoakError, SoakStore, default_path
+
+        try:
+            groups = yaml.safe_load(self.sim_targets.read_text()) or []
+            names = sorted(g["labels"]["board"] for g in groups)
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            names = []
+        if not names:
+            return ""
+        store = SoakStore(default_path(str(inventory.path)))
+        try:
+            run = store.get("demo")
+        except SoakError:
+            run = store.start("demo", names, "the simulated boards",
+                              {"source": "boardfleet stack up"})
+        return "%s, %d boards, since %s" % (
+            "running" if run.active else "stopped", len(run.boards),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)))
 
     def _inventory(self) -> Inventory:
         """``boards.yml`` in the state directory: your boards plus one demo board per sysroot."""

@@ -93,6 +93,14 @@ def test_up_status_down(state: Path) -> None:
                 if line.strip().startswith("prometheus"))
     assert "demo boards   3 agents" in up.stdout
 
+    # The demo soak run covers the simulated boards: the soak dashboard and report have one.
+    assert "soak run      demo: running, 1 boards" in up.stdout, up.stdout
+    runs = subprocess.run([*CLI, "soak", "-i", str(state / "boards.yml"), "list", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert runs.returncode == 0, runs.stderr
+    assert [(r["name"], r["boards"], r["active"]) for r in json.loads(runs.stdout)] == [
+        ("demo", ["sim-01-idle"], True)]
+
     status = _stack(state, "status")
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy") == PROCESSES

@@ -115,6 +115,11 @@ def _print_urls(stack: Stack, procs: list[Proc]) -> None:
                                                  boards[0].url if boards else "-",
                                                  boards[-1].url if boards else "-"))
     out.append("  %-13s not run locally: 'docker-compose up' runs it on :3000" % "grafana")
+    if stack.soak:
+        prom = next((p.url for p in procs if p.name == "prometheus"), "")
+        out.append("  %-13s demo: %s\n      boardfleet soak -i %s report demo --prometheus %s "
+                   "--format html --out demo.html"
+                   % ("soak run", stack.soak, stack.state / "boards.yml", prom))
     out.extend("  skipped: %s" % s for s in stack.skipped)
     out.append("Add a real board: boardfleet inventory -i %s add NAME HOST --platform hisi"
                "\n  then 'boardfleet stack down' and 'boardfleet stack up' again."
