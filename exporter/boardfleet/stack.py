@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -216,10 +217,12 @@ class Stack:
         sysroots = sorted(p for p in self.demo_sysroots.glob("*") if (p / "proc").is_dir())
         if not sysroots:
             self.skipped.append("demo boards (no sysroots under %s)" % self.demo_sysroots)
-        for i, root in enumerate(sysroots):  # refreshed on every start (ports may change)
+        ports = _free_ports(self.host, self.ports.boards, len(sysroots))
+        # Refreshed on every start (ports may change).
+        for root, port in zip(sysroots, ports, strict=True):
             inv.add(Board(name="demo-" + root.name, host=self.host,
                           platform=detect(LocalSource(str(root))),
-                          agent_port=self.ports.boards + i, sysroot=str(root),
+                          agent_port=port, sysroot=str(root),
                           labels={"demo": "true", "rack": "demo", "owner": "boardfleet"}),
                     replace=True)
         inv.save()
@@ -280,6 +283,23 @@ def _agent_cmd(sysroot: str, listen: str) -> list[str]:
     return [*argv, "--config", str(config)] if config.is_file() else argv
 
 
+def _free_ports(host: str, first: int, count: int) -> list[int]:
+    """``count`` ports from ``first`` on that ``host`` can listen on now, skipping taken ones."""
+    ports: list[int] = []
+    port = first
+    while len(ports) < count:
+        if port > 65535:
+            raise StackError("no free port for the demo boards from %d on %s" % (first, host))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
+
+
 def _binary(name: str) -> str:
     for candidate in BINARIES[name]:
         path = shutil.which(candidate)
@@ -290,17 +310,20 @@ def _binary(name: str) -> str:
 
 
 def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks ("" when gone or a zombie)."""
     try:
         stat = Path("/proc/%d/stat" % pid).read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 def _wait_healthy(p: Proc, timeout: float = HEALTH_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _start_time(p.pid) != p.start:
+        _reap(p.pid)  # a child that died at start is a zombie until reaped
+        if not p.start or _start_time(p.pid) != p.start:
             raise StackError("%s exited at start; see %s" % (p.name, p.log))
         if healthy(p):
             return

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +167,29 @@ def test_missing_binary_is_named(state: Path) -> None:
     assert r.returncode == 1
     assert "install Debian's 'prometheus' package" in r.stderr
     assert _pids(state) == []
+
+
+def test_demo_board_ports_skip_a_taken_port() -> None:
+    """A port between the first demo board's and the last is in use: the boards go around it."""
+    from boardfleet.stack import _free_ports
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = _free_ports("127.0.0.1", port - 1, 3)
+    assert port not in ports
+    assert len(set(ports)) == 3 and ports == sorted(ports)
+
+
+def test_a_piece_that_dies_at_start_is_named_at_once(tmp_path: Path) -> None:
+    """A child that exits at start (its port taken, say) is a zombie until reaped: the
+    stack reaps it and says it exited, instead of waiting out the health timeout."""
+    from boardfleet.stack import Proc, StackError, _start_time, _wait_healthy
+
+    log = tmp_path / "piece.log"
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(2)"])
+    proc = Proc("piece", child.pid, _start_time(child.pid), "http://127.0.0.1:9", "/-/healthy",
+                str(log))
+    with pytest.raises(StackError, match=r"piece exited at start; see .*piece\.log"):
+        _wait_healthy(proc, timeout=600)

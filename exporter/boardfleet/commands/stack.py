@@ -31,7 +31,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
         up.add_argument("--%s-port" % name, type=int, default=getattr(defaults, name),
                         metavar="PORT", help="default %d%s" % (
                             getattr(defaults, name),
-                            " (first demo board; the next ones count up)"
+                            " (first demo board; the next ones count up, skipping taken ports)"
                             if name == "boards" else ""))
     up.add_argument("--demo-sysroots", type=Path, default=FIXTURES, metavar="DIR",
                     help="one demo board per sysroot under DIR (default %s)" % FIXTURES)
