@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from support.agent import served_agent
+from support.agent import agent_stderr, served_agent
 from support.paths import FIXTURES
 
 GENERIC = str(FIXTURES / "generic")
@@ -129,7 +129,7 @@ def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
         assert "board_cpu_seconds_total" in _get(base + "/metrics")  # old config kept
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-        assert "Traceback" not in proc.stderr.read().decode()
+        assert "Traceback" not in agent_stderr(proc)
 
 
 def _fds_and_threads(pid: int) -> tuple:
