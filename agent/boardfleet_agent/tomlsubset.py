@@ -115,7 +115,7 @@ def _parse_key(text: str) -> Tuple[List[str], str]:
 
 def _parse_string(text: str) -> Tuple[str, str]:
     quote = text[0]
-    out = []
+    out: List[str] = []
     i = 1
     while i < len(text):
         ch = text[i]

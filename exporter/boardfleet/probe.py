@@ -82,7 +82,7 @@ class Prober:
 
     def plan(self, board: Board) -> Tuple[str | None, Sequence[Type[Collector]], List[str]]:
         """(platform or None if unknown, collector classes, board-side glob patterns)."""
-        platform = board.platform if board.platform != "auto" else None
+        platform: str | None = board.platform if board.platform != "auto" else None
         if platform is None:
             with self._lock:
                 platform = self._platforms.get(board.name)

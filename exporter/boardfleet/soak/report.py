@@ -223,7 +223,8 @@ def _restarts(br: BoardReport, cpu: Dict[str, Points], counts: Dict[str, float],
     The count is exact (``resets()`` over the window); the times, used to split MMZ
     losses per restart, are the steps where the counter drops.
     """
-    times, per_process = [], {}
+    times: List[float] = []
+    per_process: Dict[str, int] = {}
     for process in sorted(set(cpu) | set(counts)):
         pts = cpu.get(process, [])
         drops = [t1 for (_, v0), (t1, v1) in itertools.pairwise(pts) if v1 < v0]
@@ -313,10 +314,12 @@ def _latency(br: BoardReport, q: Dict[Tuple[str, float], Dict[str, float]],
         f = {"%s_p%d" % (when, int(qn * 100)): _finite(d.get(m))
              for (when, qn), d in q.items()}
         p99a, p99b = f.get("start_p99"), f.get("end_p99")
-        f["p99_drift"] = (p99b / p99a) if p99a and p99b else None
+        f["p99_drift"] = None
         out[m] = f
-        if (f["p99_drift"] and f["p99_drift"] > c.latency_p99_drift_max
-                and p99b >= c.latency_min_seconds):
+        if not (p99a and p99b):
+            continue
+        f["p99_drift"] = p99b / p99a
+        if p99b / p99a > c.latency_p99_drift_max and p99b >= c.latency_min_seconds:
             br.fail("p99 of %s rose from %s to %s" % (m, _ms(p99a), _ms(p99b)))
     br.figures["latency"] = out
     if series:
