@@ -3,6 +3,7 @@ key and every bad value is refused naming the file and the dotted key, and no in
 raises anything but ThresholdsError."""
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
@@ -220,3 +221,17 @@ def test_arbitrary_yaml_raises_only_thresholds_error(tmp_path_factory: pytest.Te
         assert str(e).startswith(("%s: " % path, "%s is not" % path, "cannot read")), e
         return
     render(t.as_dict())  # what loads also renders
+
+
+def test_unjudged_report_carries_soak_defaults_and_renders() -> None:
+    """A report made without a readable thresholds file records the soak defaults and
+    no DDR bound, and still renders in every format."""
+    from boardfleet.soak import render as soak_render
+    from boardfleet.soak.report import Window, unjudged
+
+    rep = unjudged(Window("n1", 0, 3600, ["b1"]), "http://127.0.0.1:9", "no verdict: x")
+    doc = json.loads(soak_render.to_json(rep))
+    assert doc["criteria"]["ddr_ratio"] is None
+    assert doc["criteria"]["gap_min_seconds"] == seconds(Soak().gap_min)
+    for fmt in (soak_render.to_html, soak_render.to_markdown, soak_render.to_junit):
+        assert "b1" in fmt(rep)
