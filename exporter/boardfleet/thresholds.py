@@ -38,9 +38,9 @@ class ThresholdsError(ValueError):
 
 def seconds(d: str) -> float:
     """Seconds in a Prometheus duration (``30s``, ``5m``, ``1h30m``, ``0``)."""
-    m = _DURATION_RE.fullmatch(d) if isinstance(d, str) and d else None
     if d == "0":
         return 0
+    m = _DURATION_RE.fullmatch(d) if isinstance(d, str) else None
     if not m or not any(m.groups()):
         raise ThresholdsError("%r is not a Prometheus duration (such as 30s, 5m, 4h, 1d, "
                               "1h30m)" % (d,))
@@ -276,9 +276,7 @@ def load(path: Union[str, Path]) -> Thresholds:
         raise ThresholdsError("cannot read %s: %s" % (path, e.strerror or e)) from None
     except UnicodeDecodeError:
         raise ThresholdsError("%s is not UTF-8 text" % path) from None
-    except yaml.YAMLError as e:
-        raise ThresholdsError("%s is not valid YAML: %s" % (path, e)) from None
-    except (ValueError, RecursionError) as e:  # dates such as 2024-02-30, deep nesting
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: 2024-02-30
         raise ThresholdsError("%s is not valid YAML: %s" % (path, e)) from None
     return parse(data, str(path))
 

@@ -80,12 +80,9 @@ def test_shipped_file_loads_and_fills_soak_defaults() -> None:
 
 def test_soak_table_is_optional_with_the_declared_defaults() -> None:
     doc = _edit(("soak",))
-    assert load_thresholds_from(doc)["soak"] == Soak().model_dump()
+    assert parse(doc).as_dict()["soak"] == Soak().model_dump()
+    assert parse({**doc, "soak": None}).soak == Soak()
     assert criteria.from_thresholds(parse(doc)) == criteria.from_soak(Soak(), 0.40)
-
-
-def load_thresholds_from(doc: dict) -> dict:
-    return parse(doc).as_dict()
 
 
 @pytest.mark.parametrize("path", list(_keys(DOC)), ids=_dotted)
@@ -156,7 +153,8 @@ def test_bad_values_are_refused_with_key_and_cause(path: Path_, value: Any, caus
 
 def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
     for text, cause in [("a: [\n", "is not valid YAML"), ("- 1\n", "expected a mapping"),
-                        ("", "expected a mapping"), ("d: 2024-02-30\n", "is not valid YAML")]:
+                        ("", "expected a mapping"), ("d: 2024-02-30\n", "is not valid YAML"),
+                        ("[" * 5000 + "]" * 5000, "is not valid YAML")]:
         (tmp_path / "t.yml").write_text(text)
         with pytest.raises(ThresholdsError, match=cause):
             load(tmp_path / "t.yml")
