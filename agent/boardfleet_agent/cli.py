@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UDP address for StatsD inference timings, or 'off' "
                         "(default 127.0.0.1:8125)")
     p.add_argument("--web.config.file", dest="web_config", metavar="FILE",
-                   help="TOML file enabling TLS and/or bcrypt basic auth on /metrics")
+                   help="exporter-toolkit web config (YAML): TLS, client certificates, bcrypt "
+                        "basic auth and response headers for /metrics")
     p.add_argument("--once", action="store_true",
                    help="print one scrape's metrics to stdout and exit")
     p.add_argument("--list-collectors", action="store_true",
