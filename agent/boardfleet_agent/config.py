@@ -108,9 +108,10 @@ class AgentConfig:
         known = all_collectors()
         out = {name: False for name in known} if self.disable_defaults else {}
         for name, table in self.collectors.items():
+            enabled_by = getattr(known[name], "enabled_by", "")
             if "enabled" in table:
                 out[name] = bool(table["enabled"])
-            elif table.get(getattr(known[name], "enabled_by", "") or "\0"):
+            elif enabled_by and table.get(enabled_by):
                 out[name] = True
         return out
 

@@ -13,7 +13,7 @@ failure is counted once in ``board_textfile_errors_total{file}`` and logged once
 import logging
 import os
 import stat
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -39,8 +39,8 @@ class TextfileCollector(Collector):
     agentless = False  # files on the agent's machine
     defaults = {"directory": ""}
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: Mapping[str, Any], platform: str = "generic") -> None:
+        super().__init__(settings, platform)
         # File name -> (version, families or the reason it was refused).
         self._parsed: Dict[str, Tuple[Version, Union[List[Family], str]]] = {}
         # File name -> (version, reason) of the failure last counted and logged.
