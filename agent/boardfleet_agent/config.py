@@ -41,7 +41,8 @@ class Value(NamedTuple):
     """One setting: its kind, and for ``choice`` the values allowed.
 
     Kinds: ``str``, ``bool``, ``choice``, ``seconds`` (0.05 to 3600), ``positive`` (a
-    number above 0), ``count`` (an integer above 0), ``strings`` (a list of strings).
+    number above 0), ``count`` (an integer above 0), ``integer``, ``number``,
+    ``strings`` (a list of strings).
     """
 
     kind: str

@@ -283,8 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle(self) -> None:
         try:
-            if self.server.web.ssl_context is not None:
-                self.connection.do_handshake()  # type: ignore[attr-defined]
+            handshake = getattr(self.connection, "do_handshake", None)  # a TLS socket's
+            if handshake is not None:
+                handshake()
             super().handle()
         except (OSError, HeadLimitExceeded) as e:  # ssl.SSLError is an OSError
             # Includes TLS clients that never handshake: one debug line, no traceback.

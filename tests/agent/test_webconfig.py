@@ -262,3 +262,24 @@ def test_a_served_agent_gzips_the_same_exposition() -> None:
                       for s in f.samples if not s.name.startswith(("process_", "python_")))
 
     assert shape(gzip.decompress(packed)) == shape(plain)
+
+
+KEYS = st.sampled_from([
+    "tls_server_config", "cert_file", "key_file", "client_ca_file", "client_auth_type",
+    "min_version", "max_version", "prefer_server_cipher_suites", "http_server_config",
+    "http2", "headers", "X-Frame-Options", "basic_auth_users", "prometheus", "rate_limit",
+    "cipher_suites", "NoClientCert", "TLS13", "true", "$2b$04$x", "/dev/null", "",
+])
+web_values = st.recursive(KEYS | st.text(max_size=8), lambda inner: st.lists(
+    inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=10)
+
+
+@given(st.dictionaries(KEYS, web_values, max_size=4) | web_values)
+@settings(max_examples=300, deadline=None)
+def test_any_web_config_loads_or_gives_a_config_error(tmp_path_factory, doc) -> None:
+    path = tmp_path_factory.mktemp("web") / "web.yml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, width=10**6))
+    try:
+        load_web_config(str(path))
+    except ConfigError as e:
+        assert str(e).startswith("web config %s: " % path)
