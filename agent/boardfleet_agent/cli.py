@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UDP address for StatsD inference timings, or 'off' "
                         "(default 127.0.0.1:8125)")
     p.add_argument("--web.config.file", dest="web_config", metavar="FILE",
-                   help="TOML file enabling TLS and/or bcrypt basic auth on /metrics")
+                   help="exporter-toolkit web config (YAML): TLS, client certificates, bcrypt "
+                        "basic auth and response headers for /metrics")
     p.add_argument("--once", action="store_true",
                    help="print one scrape's metrics to stdout and exit")
     p.add_argument("--list-collectors", action="store_true",
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                        default=None, help=_collector_help(cls))
         g.add_argument("--no-collector." + name, dest="c_" + name, action="store_false",
                        help=argparse.SUPPRESS)
+    g.add_argument("--collector.textfile.directory", dest="textfile_directory",
+                   metavar="DIR", help="read *.prom files other tools write in DIR "
+                                       "(enables the textfile collector)")
     return p
 
 
@@ -109,6 +113,8 @@ def resolve_config(args: argparse.Namespace) -> AgentConfig:
             setattr(cfg, key, value)
     if args.statsd_listen is not None:
         cfg.sections.setdefault("statsd", {})["listen"] = args.statsd_listen
+    if args.textfile_directory is not None:
+        cfg.collectors.setdefault("textfile", {})["directory"] = args.textfile_directory
     if args.disable_defaults:
         cfg.disable_defaults = True
     for name in all_collectors():

@@ -1,4 +1,4 @@
-"""The offline agent bundle: one zipapp holding boardfleet_agent and prometheus_client.
+"""The offline agent bundle: one zipapp holding boardfleet_agent, prometheus_client, tomli.
 
 Boards have no internet, so the agent travels as a single file run with the board's
 ``python3``. The zip is deterministic (sorted entries, fixed timestamps and modes, no
@@ -15,40 +15,62 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 MAIN = b"from boardfleet_agent.cli import main\n\nraise SystemExit(main())\n"
-PACKAGES = ("boardfleet_agent", "prometheus_client")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-# Boards run Python 3.8 (Ubuntu 20.04); prometheus-client 0.22+ needs 3.9, so the
-# bundle carries the newest release line that still runs there.
-BOARD_PROMETHEUS_CLIENT = "prometheus-client>=0.17,<0.22"
+# Boards run Python 3.8 (Ubuntu 20.04). The bundle carries these exact pure-Python
+# wheels, checked against their sha256, so two builds on two days are identical:
+# prometheus-client 0.21 is the last release line that runs on 3.8; tomli 2.0.1 is the
+# parser Python 3.11 ships as tomllib, so a config file reads the same on every board.
+BOARD_WHEELS = {
+    "prometheus_client": (
+        "prometheus-client==0.21.1",
+        "594b45c410d6f4f8888940fe80b5cc2521b305a1fafe1c58609ef715a001f301"),
+    "tomli": ("tomli==2.0.1", "939de3e7a6161af0c887ef91b7d41a53e7c5a1ca976325f429cb46ea9bc30ecc"),
+}
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "boardfleet"
 
 
-def board_prometheus_client(cache: Path = CACHE) -> Path:
-    """A Python 3.8-compatible prometheus_client package directory, cached after one
-    ``pip download`` (the central machine reaches PyPI; boards do not)."""
-    target = cache / "py38-site"
-    pkg = target / "prometheus_client"
+def download_board_wheels(dest: Path, names: Iterable[str] = BOARD_WHEELS) -> List[Path]:
+    """``pip download`` the pinned wheels into ``dest`` (pip checks every hash)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    reqs = dest / "requirements.txt"
+    reqs.write_text("".join("%s --hash=sha256:%s\n" % BOARD_WHEELS[n] for n in names))
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--require-hashes",
+         "--only-binary=:all:", "--python-version", "3.8", "--implementation", "py",
+         "--abi", "none", "--platform", "any", "-d", str(dest), "-r", str(reqs)],
+        capture_output=True, text=True, timeout=300)
+    wheels = sorted(dest.glob("*.whl"))
+    if r.returncode != 0 or len(wheels) != len(list(names)):
+        raise RuntimeError(
+            "cannot fetch %s for Python 3.8 boards: %s; build the bundle on a machine that "
+            "reaches PyPI and pass it with --bundle" % (
+                ", ".join(BOARD_WHEELS[n][0] for n in names),
+                (r.stderr.strip() or "no wheel")[-300:]))
+    return wheels
+
+
+def board_package(name: str, cache: Path = CACHE) -> Path:
+    """The pinned, Python 3.8-compatible package directory ``name`` (a key of
+    BOARD_WHEELS), cached after one ``pip download`` (the central machine reaches PyPI;
+    boards do not)."""
+    requirement, digest = BOARD_WHEELS[name]
+    target = cache / "board-site" / requirement
+    pkg = target / name
     if pkg.is_dir():
         return pkg
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-             "--only-binary=:all:", "--python-version", "3.8", "-d", tmp,
-             BOARD_PROMETHEUS_CLIENT], capture_output=True, text=True, timeout=300)
-        wheels = list(Path(tmp).glob("prometheus_client-*.whl"))
-        if r.returncode != 0 or not wheels:
-            raise RuntimeError(
-                "cannot fetch %s for Python 3.8 boards: %s; build the bundle on a machine "
-                "that reaches PyPI and pass it with --bundle" % (
-                    BOARD_PROMETHEUS_CLIENT, (r.stderr.strip() or "no wheel")[-300:]))
+        wheel = download_board_wheels(Path(tmp), [name])[0]
+        if hashlib.sha256(wheel.read_bytes()).hexdigest() != digest:
+            raise RuntimeError("%s: sha256 differs from the pinned %s" % (wheel.name, digest))
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache))
-        with zipfile.ZipFile(wheels[0]) as zf:
+        with zipfile.ZipFile(wheel) as zf:
             zf.extractall(staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():  # another build got there first
         shutil.rmtree(staging)
     else:
@@ -75,8 +97,9 @@ def build(sources: Dict[str, Path] | None = None) -> bytes:
     """The zipapp's bytes. ``sources`` overrides where a package is read from."""
     sources = sources or {}
     dirs = {"boardfleet_agent": package_dir("boardfleet_agent")}
-    if "prometheus_client" not in sources:
-        dirs["prometheus_client"] = board_prometheus_client()
+    for name in BOARD_WHEELS:
+        if name not in sources:
+            dirs[name] = board_package(name)
     dirs.update(sources)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -25,14 +24,11 @@ def _python38() -> str:
 
 @pytest.fixture(scope="session")
 def py38_path(tmp_path_factory) -> str:
-    """``<python3.8>:<site dir>``: a 3.8 interpreter and prometheus-client<0.22 for it."""
+    """``<python3.8>:<site dir>``: a 3.8 interpreter and the bundle's pinned wheels for it."""
+    from boardfleet.bundle import download_board_wheels
+
     python = _python38()
-    wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--only-binary=:all:", "--python-version", "3.8", "-d", str(wheels),
-                    "prometheus-client<0.22"], check=True, timeout=120,
-                   capture_output=True)
     site = tmp_path_factory.mktemp("site38")
-    for whl in wheels.glob("*.whl"):
+    for whl in download_board_wheels(tmp_path_factory.mktemp("wheels")):
         zipfile.ZipFile(whl).extractall(site)
     return python + os.pathsep + str(site)

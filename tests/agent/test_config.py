@@ -1,8 +1,12 @@
 """Config file and flags: precedence, and errors that name the file and the setting."""
 
+import re
 import subprocess
+import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.agent import agent_cmd, run_once
 from support.paths import FIXTURES
 
@@ -90,3 +94,93 @@ def test_sample_interval_from_file_and_flag(tmp_path) -> None:
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "--sample-interval: must be 0.05 to 3600 seconds" in r.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[inferense]\ntags = []\n", "inferense: unknown table"),
+    ("listn = \"0.0.0.0:1\"\n", "listn: unknown setting"),
+    ("[statsd]\nlistn = \"127.0.0.1:1\"\n", "statsd.listn: unknown setting"),
+    ("[logtail.yolo]\npaht = \"/x\"\n", "logtail.yolo.paht: unknown setting"),
+    ("[logtail]\nyolo = 3\n", "logtail.yolo must be a table"),
+    ("[inference]\nmax_models = 0\n", "inference.max_models must be a positive integer"),
+    ("[collectors.ion]\nmax_processes = 1.5\n", "collectors.ion.max_processes must be an integer"),
+    ("log_level = \"loud\"\n", "log_level must be one of"),
+    ("collectors = 3\n", "collectors must be a table"),
+])
+def test_unknown_keys_and_tables_are_refused_everywhere(tmp_path, text: str,
+                                                        fragment: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="config file %s: " % re.escape(str(path))) as e:
+        load_file(str(path))
+    assert fragment in str(e.value)
+
+
+def test_every_documented_table_loads(tmp_path) -> None:
+    cfg = _cfg(tmp_path, textwrap.dedent("""\
+        sysroot = "C:\\\\"  # c
+        [statsd]
+        listen = "off"
+        max_packet_bytes = 8192
+        [inference]
+        tags = ["backend", "stage"]
+        max_models = 5
+        max_series = 50
+        max_series_per_model = 5
+        [logtail]
+        poll_interval = 0.5
+        [logtail.yolo]
+        path = "/var/log/yolo.log"
+        model = "yolov8"
+        pattern = "hrt_model_exec"
+        from_start = true
+        [collectors.horizon_ddr]
+        peak_bytes_per_second = 1
+        """))
+    assert cfg.sysroot == "C:\\"
+    assert cfg.sections["logtail"]["yolo"]["from_start"] is True
+    assert cfg.sections["statsd"]["listen"] == "off"
+    assert cfg.collectors["horizon_ddr"]["peak_bytes_per_second"] == 1
+
+
+@pytest.mark.parametrize("text", [
+    "x = 01\n",  # leading zeros
+    "[statsd]\nlisten = \"a\"\n[statsd]\nmax_packet_bytes = 1\n",  # a table twice
+    "[logtail]\nyolo.path = \"/x\"\n[logtail.yolo]\nmodel = \"m\"\n",  # dotted table redefined
+    "listen = \"a\"\nlisten = \"b\"\n",
+])
+def test_invalid_toml_is_refused_with_its_line(tmp_path, text: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"config file %s: .*line \d" % re.escape(str(path))):
+        load_file(str(path))
+
+
+TOML_BITS = st.sampled_from([
+    "\n", " ", "=", "[", "]", "[[", ".", ",", "#", '"', "'", '"""', "\\", "0", "01", "1.5",
+    "-", "true", "inf", "nan", "1979-05-27", "{", "}", "collectors", "mmz", "statsd",
+    "logtail", "yolo", "listen", "interval", "names", "enabled", "sample_interval", "\x00",
+    "é", "\r\n", "\t",
+])
+
+
+@given(st.one_of(st.text(max_size=200), st.lists(TOML_BITS, max_size=40).map("".join)))
+@settings(max_examples=300, deadline=None)
+def test_any_text_gives_a_config_or_a_config_error(tmp_path_factory, text: str) -> None:
+    path = tmp_path_factory.mktemp("cfg") / "agent.toml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        load_file(str(path))
+    except ConfigError as e:
+        assert str(path) in str(e)
+
+
+@given(st.binary(max_size=100))
+@settings(max_examples=100, deadline=None)
+def test_any_bytes_give_a_config_or_a_config_error(tmp_path_factory, data: bytes) -> None:
+    path = tmp_path_factory.mktemp("cfg") / "agent.toml"
+    path.write_bytes(data)
+    try:
+        load_file(str(path))
+    except ConfigError as e:
+        assert str(path) in str(e)

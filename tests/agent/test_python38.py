@@ -7,6 +7,7 @@ compares with the golden files.
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,28 @@ def test_install_bundle_runs_on_python38(py38_path: str, tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     assert 'board_info{agent_version=' in r.stdout
     assert "board_ion_heap_used_bytes" in r.stdout
+
+
+@pytest.mark.parametrize("text, error", [
+    ('sysroot = "C:\\\\"  # c\n[collectors.processes]\nnames = ["sshd"]\n', None),
+    ("x = 01\n", "line 1"),
+    ("[statsd]\n[statsd]\n", "line 2"),
+    ("[inferense]\ntags = []\n", "inferense: unknown table"),
+])
+def test_config_files_read_alike_on_python38_and_311(py38_path: str, tmp_path, text: str,
+                                                     error: str | None) -> None:
+    """On 3.8 the bundle's tomli reads the config, on 3.11 tomllib: the same verdicts."""
+    python, site = py38_path.split(os.pathsep)
+    env = dict(os.environ, PYTHONPATH=site + os.pathsep + str(REPO / "agent"))
+    conf = tmp_path / "agent.toml"
+    conf.write_text(text)
+    runs = [subprocess.run([py, "-m", "boardfleet_agent", "--config", str(conf),
+                            "--sysroot", str(FIXTURES / "generic"), "--once"],
+                           capture_output=True, text=True, timeout=60, env=env)
+            for py in (python, sys.executable)]
+    for r in runs:
+        assert r.returncode == (2 if error else 0), r.stderr
+        assert error is None or error in r.stderr
+    assert runs[0].stderr == runs[1].stderr
+    if error is None:
+        assert 'board_process_instances{process="sshd"}' in runs[0].stdout

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, List
 
 from support.agent import served_agent
+from support.process import alive
 
 FAKE_HIDDRS = """#!/bin/sh
 echo "$$" >> "$(dirname "$0")/../../runs.log"
@@ -32,14 +33,6 @@ def wait_for(what: str, done: Callable[[], bool]) -> None:
 def runs(root: Path) -> List[int]:
     log = root / "runs.log"
     return [int(p) for p in log.read_text().split()] if log.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def tool_running(root: Path) -> bool:

@@ -117,9 +117,9 @@ def test_basic_auth_and_tls_from_web_config(tmp_path) -> None:
                     "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
                    check=True, capture_output=True, timeout=60)
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
-    web = tmp_path / "web.toml"
-    web.write_text('[tls]\ncert_file = "%s"\nkey_file = "%s"\n[basic_auth_users]\n'
-                   'prometheus = "%s"\n' % (tmp_path / "cert.pem", tmp_path / "key.pem", hashed))
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config:\n  cert_file: %s\n  key_file: '%s'\nbasic_auth_users:\n"
+                   "  prometheus: %s\n" % (tmp_path / "cert.pem", tmp_path / "key.pem", hashed))
     ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     with served_agent(GENERIC, "--web.config.file", str(web), tls_context=ctx) as (base, _):
         assert base.startswith("https://")
@@ -133,15 +133,15 @@ def test_basic_auth_and_tls_from_web_config(tmp_path) -> None:
 
 
 def test_bad_web_config_is_refused_at_start(tmp_path) -> None:
-    web = tmp_path / "web.toml"
-    web.write_text('[basic_auth_users]\nprometheus = "plaintext"\n')
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  prometheus: plaintext\n")
     from support.agent import agent_cmd
 
     r = subprocess.run(agent_cmd("--sysroot", GENERIC, "--web.config.file", str(web),
                                  "--listen", "127.0.0.1:0"),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
-    assert "web.toml" in r.stderr and "bcrypt" in r.stderr
+    assert "web.yml: basic_auth_users.prometheus must be a bcrypt hash" in r.stderr
 
 
 def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:

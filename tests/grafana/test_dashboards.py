@@ -6,6 +6,7 @@ Structure only; tests/grafana/test_panel_queries.py runs every query against Pro
 import json
 import re
 import subprocess
+import sys
 from itertools import combinations
 from pathlib import Path
 from typing import Dict, List
@@ -56,7 +57,7 @@ def test_drift_is_detected(tmp_path) -> None:
 
 
 def test_check_command_exits_0_when_current(tmp_path) -> None:
-    r = subprocess.run(["python", "-m", "boardfleet.dashboards", "--check"], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "boardfleet.dashboards", "--check"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 

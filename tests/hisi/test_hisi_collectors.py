@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from support.agent import run_once
 from support.paths import FIXTURES
+from support.process import alive
 from support.promtool import check_metrics
 
 from boardfleet_agent.collectors.hisi_ddr import HisiDdrCollector
@@ -151,14 +152,6 @@ def fake_tool_root(tmp_path: Path, name: str) -> Path:
 def runs(root: Path) -> List[List[str]]:
     log = root / "runs.log"
     return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_ddr_stops_the_endless_tool_and_passes_settings(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Stopping processes a test started."""
+"""Stopping processes a test started, and telling whether one still runs."""
 
+import os
 import signal
 import subprocess
 
@@ -14,3 +15,12 @@ def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with that pid exists (it may be a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

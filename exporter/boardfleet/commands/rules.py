@@ -4,8 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from boardfleet.rules import ThresholdsError, load_thresholds, render, write
+from boardfleet.rules import load_thresholds, render, write
 from boardfleet.scaleout import vmalert_rules
+from boardfleet.thresholds import ThresholdsError
 
 DEFAULT_THRESHOLDS = "prometheus/thresholds.yml"
 DEFAULT_OUT = "prometheus/rules"
@@ -36,7 +37,7 @@ def _generate(args: argparse.Namespace) -> int:
     try:
         t = load_thresholds(args.thresholds)
         files = render(t)
-    except (OSError, ThresholdsError, KeyError) as e:
+    except ThresholdsError as e:
         sys.stderr.write("boardfleet: cannot generate rules: %s\n" % e)
         return 2
     if args.check:

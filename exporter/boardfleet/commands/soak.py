@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Dict, List
 
 from boardfleet.inventory import InventoryError, load
-from boardfleet.rules import ThresholdsError
 from boardfleet.soak import annotations
 from boardfleet.soak.selector import select
 from boardfleet.soak.store import SoakError, SoakStore, default_path
+from boardfleet.thresholds import ThresholdsError
 
 if TYPE_CHECKING:
     from boardfleet.soak.report import Window

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import yaml
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as pb
@@ -12,6 +11,8 @@ from grafana_foundation_sdk.builders import timeseries as tsb
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
+
+from boardfleet.thresholds import load
 
 # The provisioned datasource (grafana/provisioning/datasources/boardfleet.yml).
 DATASOURCE_UID = "boardfleet-prometheus"
@@ -41,14 +42,11 @@ THRESHOLD_KEYS = {
 
 
 def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, float]:
-    """The alert thresholds the dashboards colour against, read from ``path``."""
-    alerts = (yaml.safe_load(path.read_text()) or {}).get("alerts", {})
-    values = {}
-    for name, (alert, key) in THRESHOLD_KEYS.items():
-        if key not in alerts.get(alert, {}):
-            raise KeyError("%s: alerts.%s.%s is missing" % (path, alert, key))
-        values[name] = float(alerts[alert][key])
-    return values
+    """The alert thresholds the dashboards colour against, read from ``path`` (checked
+    by :mod:`boardfleet.thresholds`: a bad file is a ``ThresholdsError``)."""
+    alerts = load(path).alerts
+    return {name: float(getattr(getattr(alerts, alert), key))
+            for name, (alert, key) in THRESHOLD_KEYS.items()}
 
 
 # ---- PromQL shared by the dashboards -------------------------------------------------

@@ -23,12 +23,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from boardfleet.inventory import InventoryError
-from boardfleet.rules import ThresholdsError
 from boardfleet.soak import annotations, criteria, metrics, report
 from boardfleet.soak.prom import PrometheusError
 from boardfleet.soak.selector import select
 from boardfleet.soak.store import NAME_RE, Alert, NotFound, SoakError, SoakStore, default_path
 from boardfleet.soak.webhook import WebhookPayload, record
+from boardfleet.thresholds import ThresholdsError
 
 PROMETHEUS_ENV = "BOARDFLEET_PROMETHEUS_URL"
 DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"

@@ -94,10 +94,10 @@ def to_html(r: Report) -> str:
     for b in r.boards:
         charts = []
         for title, series in b.series.items():
-            ddr = title.startswith("DDR")
+            ddr = r.criteria.ddr_ratio if title.startswith("DDR") else None
             charts.append(svg.chart(title, series, r.start, r.end,
-                                    bound=r.criteria.ddr_ratio * 100 if ddr else None,
-                                    bound_label="%g %%" % (r.criteria.ddr_ratio * 100)))
+                                    bound=ddr * 100 if ddr is not None else None,
+                                    bound_label="%g %%" % (ddr * 100) if ddr is not None else ""))
         plots[b.board] = charts
     return _ENV.get_template("report.html.j2").render(
         r=r, d=to_dict(r), plots=plots, version=__version__)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Dict, List, TextIO, Tuple
 
 from boardfleet.soak import evidence
-from boardfleet.soak.criteria import Criteria
+from boardfleet.soak.criteria import Criteria, defaults
 from boardfleet.soak.prom import Points, Prometheus, QueryError
 from boardfleet.soak.store import SoakStore
 
@@ -124,7 +124,7 @@ def unjudged(w: Window, url: str, why: str) -> Report:
     """A report that could not be made: every board fails with ``why`` (fail closed)."""
     boards = [BoardReport(b, "fail", [why]) for b in sorted(w.boards)]
     return Report(w.name, w.start, w.end, default_step(w.start, w.end), url, dict(w.meta),
-                  Criteria(), boards, time.time(), [why])
+                  defaults(), boards, time.time(), [why])
 
 
 def _by(rows: List[Tuple[Dict[str, str], Any]], *keys: str) -> Dict[str, Dict[str, Any]]:
