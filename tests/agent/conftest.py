@@ -1,7 +1,6 @@
 """Fixtures shared by the agent tests."""
 
 import os
-import subprocess
 import zipfile
 
 import pytest

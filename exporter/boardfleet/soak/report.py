@@ -289,13 +289,17 @@ def _accel(br: BoardReport, per_process: Dict[str, Points], c: Criteria) -> None
 def _ddr(br: BoardReport, points: Points, c: Criteria) -> None:
     if not points:
         return
-    share = evidence.share_above(points, c.ddr_ratio)
+    bound = c.ddr_ratio
+    if bound is None:  # criteria without a thresholds file: fail closed
+        br.fail("DDR not judged: no DDR bound (prometheus/thresholds.yml) in the criteria")
+        return
+    share = evidence.share_above(points, bound)
     peak = max(v for _, v in points)
     br.figures["ddr"] = {"peak_ratio": peak, "share_above": round(share, 4),
-                         "bound_ratio": c.ddr_ratio}
+                         "bound_ratio": bound}
     if share > c.ddr_above_share_max:
         br.fail("DDR above %s for %s of the run (peak %s)"
-                % (_pct(c.ddr_ratio), _pct(share), _pct(peak)))
+                % (_pct(bound), _pct(share), _pct(peak)))
     br.series["DDR utilisation (%)"] = {"ddr": [(t, v * 100) for t, v in points]}
 
 
