@@ -77,7 +77,7 @@ class KgslCollector(Collector):
             fam.add_metric(["gpu", model], 1.0)
             yield fam
         memory = self._process_memory(src, errors) if per_process else None
-        _require_kgsl(src, per_process)  # unloaded while read: NoData, nothing yielded served
+        _require_kgsl(src, per_process)  # unloaded while read: NoData, nothing is served
         if memory is not None:
             yield memory
         if errors:
