@@ -36,7 +36,7 @@ class Agent:
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
         ProcessCollector(registry=self.live)
         # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
-        self.inference = previous.inference if previous is not None and (
+        self.inference: Inference = previous.inference if previous is not None and (
             previous.inference.settings == Inference.settings_of(cfg.sections)
             and previous.cfg.sysroot == cfg.sysroot) else Inference(cfg.sections, self.src)
         self.live.register(self.inference)

@@ -4,7 +4,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Type
 
 from boardfleet_agent import __version__
 from boardfleet_agent.app import Agent
@@ -17,7 +17,7 @@ from boardfleet_agent.config import (
     ConfigError,
     load_file,
 )
-from boardfleet_agent.registry import all_collectors
+from boardfleet_agent.registry import Collector, all_collectors
 from boardfleet_agent.server import MetricsServer, parse_listen
 from boardfleet_agent.wakeup import Wakeup
 from boardfleet_agent.webconfig import WebConfig, load_web_config
@@ -98,7 +98,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _collector_help(cls: type) -> str:
+def _collector_help(cls: Type[Collector]) -> str:
     where = ", ".join(sorted(cls.platforms)) if cls.platforms else "all platforms"
     state = "on" if cls.default_enabled else "off"
     return "%s [%s; default %s; --no-collector.%s disables]" % (cls.help, where, state, cls.name)

@@ -12,7 +12,7 @@ every kind was sampled after the end event; the increase appears once that sampl
 
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -81,7 +81,8 @@ class ModelLoads:
         with self._lock:
             ended = list(self._ended.items())
         now = time.monotonic()
-        done = []
+        # (load, end time, bytes after minus before; None: no sample came in time)
+        done: List[Tuple[Tuple[str, str, int], float, Optional[int]]] = []
         for key, (before, at) in ended:
             after = self.memory.bytes_of(key[2], since=at)
             if after is not None:

@@ -47,7 +47,7 @@ def _lines(text: str) -> Tuple[List[_Line], bool]:
     if bad:
         raise ValueError("line %d: character %r not allowed"
                          % (text.count("\n", 0, bad.start()) + 1, bad.group()[0]))
-    out = []
+    out: List[_Line] = []
     started = False
     for number, raw in enumerate(text.split("\n"), 1):
         raw = raw[:-1] if raw.endswith("\r") else raw

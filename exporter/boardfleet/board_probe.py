@@ -8,6 +8,7 @@ The probe reads ``/proc``, ``/sys``, ``/run`` and ``/etc/os-release`` under a sy
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Literal, Tuple, cast, get_args
 
 PROBE = r"""
 r=${sysroot%/}
@@ -36,7 +37,8 @@ if [ "$(id -u 2>/dev/null)" = 0 ]; then say root yes; else say root no; fi
 """
 
 INITS = ("systemd", "sysv", "openrc")
-PLATFORMS = ("hisi", "horizon", "snapdragon", "generic")
+ProbedPlatform = Literal["hisi", "horizon", "snapdragon", "generic"]
+PLATFORMS: Tuple[ProbedPlatform, ...] = get_args(ProbedPlatform)
 _SAFE = re.compile(r"[^\x20-\x7e]")
 MIN_PYTHON = (3, 8)
 
@@ -48,7 +50,7 @@ class Probe:
     init: str = "sysv"
     python: str = ""
     python_version: str = ""
-    platform: str = "generic"
+    platform: ProbedPlatform = "generic"
     debugfs: bool = False
     root: bool = False
 
@@ -79,7 +81,7 @@ def parse(text: str) -> Probe:
         elif key == "init" and value in INITS:
             p.init = value
         elif key == "platform" and value in PLATFORMS:
-            p.platform = value
+            p.platform = cast(ProbedPlatform, value)  # one of PLATFORMS, checked above
         elif key in ("debugfs", "root"):
             setattr(p, key, value == "yes")
     return p

@@ -62,6 +62,16 @@ def probed_collectors(platform: str) -> List[Type[Collector]]:
     return [c for c in collectors_for(platform, {}) if c.agentless]
 
 
+# Settings of every probed collector: no file per process in a busybox board's batched
+# read (a collector reads only its ``paths`` then; tests/agentless/test_read_plan.py).
+PROBE_SETTINGS = {"process_names": False}
+
+
+def probe_collector(cls: Type[Collector], platform: str) -> Collector:
+    """A collector as a probe runs it."""
+    return cls(PROBE_SETTINGS, platform=platform)
+
+
 def with_prefix(patterns: Iterable[str], sysroot: str) -> List[str]:
     base = sysroot.rstrip("/")
     return sorted({base + p for p in patterns})
@@ -82,7 +92,7 @@ class Prober:
 
     def plan(self, board: Board) -> Tuple[str | None, Sequence[Type[Collector]], List[str]]:
         """(platform or None if unknown, collector classes, board-side glob patterns)."""
-        platform = board.platform if board.platform != "auto" else None
+        platform: str | None = board.platform if board.platform != "auto" else None
         if platform is None:
             with self._lock:
                 platform = self._platforms.get(board.name)
@@ -119,7 +129,7 @@ class Prober:
                 platform = detect(snap)
                 with self._lock:
                     self._platforms[board.name] = platform
-            collectors = [cls({}, platform=platform) for cls in probed_collectors(platform)]
+            collectors = [probe_collector(cls, platform) for cls in probed_collectors(platform)]
             families = list(ScrapeRunner(collectors, snap, background=False).collect())
             return render(families, True, time.monotonic() - start)
         except TransportError as e:

@@ -118,12 +118,11 @@ def open_client(host: str, port: int, user: str, *, known_hosts: str | None = No
             if user_keys and os.path.exists(system):
                 client.load_system_host_keys(system)
             if known_hosts and os.path.exists(known_hosts):
-                try:
-                    client.load_host_keys(known_hosts)
+                try:  # the keys, not the file name: paramiko never rewrites the file
+                    client.get_host_keys().load(known_hosts)
                 except (OSError, paramiko.SSHException) as e:
                     raise SSHError("cannot read known_hosts %s: %s" % (known_hosts, _why(e))
                                    ) from None
-                client._host_keys_filename = None  # never rewrite it through paramiko
         client.set_missing_host_key_policy(_Policy(fingerprint or None, accept_new,
                                                    known_hosts))
     try:

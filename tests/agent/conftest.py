@@ -1,23 +1,24 @@
 """Fixtures shared by the agent tests."""
 
-import glob
 import os
-import shutil
-import subprocess
 import zipfile
 
 import pytest
+from support import python38
 
 
 def _python38() -> str:
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
-    candidates += [p for p in [shutil.which("python3.8")] if p]
-    for python in candidates:
-        r = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode == 0 and r.stdout.strip() == "(3, 8)":
-            return python
-    pytest.skip("no working Python 3.8 interpreter on this machine")
+    """The 3.8 interpreter; under CI a missing one fails the test, elsewhere it is
+    skipped with the reason shown (and named in the run's header, tests/conftest.py)."""
+    python = python38.find()
+    if python is None:
+        why = ("no Python 3.8 interpreter on this machine (scripts/find-python38; "
+               "scripts/setup installs one where uv or pyenv can): the agent's 3.8 "
+               "support is NOT tested")
+        if os.environ.get("CI") == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,10 @@ as it does when an NTP step or an operator's ``date -s`` moves a board's clock.
 
 libfaketime also rewrites the absolute deadlines of timed lock waits, so it cannot show
 how ``Event.wait`` on Python < 3.11 follows a real clock step (bpo-41710); the agent
-does not sleep in those waits (``boardfleet_agent.wakeup``).
+does not sleep in those waits (``boardfleet_agent.wakeup``). Debian's libfaketime also
+rewrites the monotonic deadlines of ``pthread_cond_timedwait``, which CPython's GIL
+hand-off waits on: after a jump those waits return at once and the interpreter spins,
+whatever the agent does. ``FAKETIME_FORCE_MONOTONIC_FIX=0`` leaves them alone.
 """
 
 import glob
@@ -76,6 +79,7 @@ def test_clock_jumps_neither_stall_nor_spin_the_agent(tmp_path: Path, interprete
     offset.write_text("+0\n")
     env = {"LD_PRELOAD": _libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(offset),
            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           "FAKETIME_FORCE_MONOTONIC_FIX": "0",
            "PYTHONPATH": pythonpath}
     stamp = 'board_collector_last_success_timestamp_seconds{collector="loadavg"}'
     with served_agent(str(root), "--statsd-listen", "off", "--sample-interval", "0.5",

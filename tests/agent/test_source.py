@@ -32,17 +32,17 @@ def _tool(root, name: str, body: str) -> None:
 def test_tool_that_prints_forever_is_stopped_after_max_lines(tmp_path) -> None:
     _tool(tmp_path, "hiddrs", 'i=0; while true; do i=$((i+1)); echo "ddrc0[$i.00%]"; done\n')
     started = time.monotonic()
-    out = LocalSource(str(tmp_path)).run_tool("hiddrs", [], timeout=5, max_lines=3)
-    assert time.monotonic() - started < 4
+    out = LocalSource(str(tmp_path)).run_tool("hiddrs", [], timeout=60, max_lines=3)
+    assert time.monotonic() - started < 30  # cut at 3 lines, long before the timeout
     assert out.splitlines()[:3] == ["ddrc0[1.00%]", "ddrc0[2.00%]", "ddrc0[3.00%]"]
 
 
 def test_tool_that_hangs_returns_its_output_at_the_deadline(tmp_path) -> None:
-    _tool(tmp_path, "slowtool", "echo first; sleep 30\n")
+    _tool(tmp_path, "slowtool", "echo first; sleep 120\n")
     started = time.monotonic()
     out = LocalSource(str(tmp_path)).run_tool("slowtool", [], timeout=0.5)
     assert out == "first\n"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 60  # the deadline, not the tool's own end
 
 
 def test_missing_tool_is_no_data(tmp_path) -> None:

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterator
 import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
-from support.agent import agent_cmd, run_once, served_agent
+from support.agent import agent_cmd, agent_stderr, run_once, served_agent
 from support.paths import FIXTURES
 
 from boardfleet_agent.errors import SourceError
@@ -352,19 +352,10 @@ def test_reload_with_nested_arrays_keeps_the_running_agent(tmp_path: Path) -> No
         proc.send_signal(signal.SIGHUP)
         config.write_text("sample_interval = [[0.5]]\n")
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: proc.poll() is not None or b"reload failed" in _stderr_so_far(proc),
+        wait_for(lambda: proc.poll() is not None or "reload failed" in agent_stderr(proc),
                  "the reload to be refused")
         assert proc.poll() is None
         assert urllib.request.urlopen(base + "/metrics", timeout=HANG).status == 200
-
-
-def _stderr_so_far(proc: subprocess.Popen) -> bytes:
-    """What the agent logged until now (stderr read without blocking)."""
-    assert proc.stderr is not None
-    os.set_blocking(proc.stderr.fileno(), False)
-    chunk = proc.stderr.read() or b""
-    proc._seen = getattr(proc, "_seen", b"") + chunk  # type: ignore[attr-defined]
-    return proc._seen  # type: ignore[attr-defined]
 
 
 def test_a_source_that_goes_away_is_logged(caplog: pytest.LogCaptureFixture) -> None:

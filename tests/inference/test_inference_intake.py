@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,7 @@ from inference_io import (
     wait_for,
 )
 from prometheus_client import CollectorRegistry, generate_latest
-from support.agent import agent_cmd, served_agent
+from support.agent import agent_cmd, served_agent, wait_logged
 from support.promtool import check_metrics
 
 from boardfleet_agent.inference import Inference
@@ -215,23 +214,9 @@ def test_sighup_reload_keeps_the_intake_and_its_histograms():
         send(udp, b"before:1|ms")
         wait_for(base, lambda s: value(s, LAT + "_count", model="before", backend="") == 1)
         proc.send_signal(signal.SIGHUP)
-        assert wait_log(proc, "config reloaded")
+        assert wait_logged(proc, "config reloaded")
         send(udp, b"after:1|ms")
         wait_for(base, lambda s: value(s, LAT + "_count", model="after", backend="") == 1)
         s = scrape(base)
         assert value(s, LAT + "_count", model="before", backend="") == 1  # kept
         assert proc.poll() is None
-
-
-def wait_log(proc, text: str, limit: float = 30.0) -> bool:
-    """Whether the agent logs a line containing ``text`` within ``limit`` seconds."""
-    found = threading.Event()
-
-    def read() -> None:
-        for line in proc.stderr:
-            if text in line.decode(errors="replace"):
-                found.set()
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-    return found.wait(limit)

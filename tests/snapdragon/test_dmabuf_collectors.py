@@ -58,12 +58,6 @@ def test_snapshot_without_readlink_falls_back_to_fdinfo() -> None:
         "qmmf-server": QMMF, "qnn-net-run": QNN, "weston": WESTON}
 
 
-@pytest.mark.parametrize("cls", [DmaBufCollector, KgslCollector, QcomDdrCollector])
-def test_declared_paths_are_enough_for_an_agentless_probe(cls: type) -> None:
-    local = collect(cls({}, "snapdragon"), LocalSource(str(QCS6490)))
-    assert collect(cls({}, "snapdragon"), snapshot_of(QCS6490, cls.paths)) == local
-
-
 def test_cap_puts_the_rest_in_other() -> None:
     src = LocalSource(str(QCS6490))
     got = collect(DmaBufProcessCollector({"max_processes": 1}, "snapdragon"), src)

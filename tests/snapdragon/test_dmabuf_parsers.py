@@ -24,7 +24,7 @@ def test_asahi_capture_space_padded() -> None:
     assert {b.exp_name for b in info.buffers} == {"drm"}
     assert sum(b.size for b in info.buffers) == 48267264
     assert [b.size for b in info.buffers] == [1064960, 1064960, 23068672, 23068672]
-    assert [b.count for b in info.buffers] == [9, 9, 3, 3]
+    assert [b.refs for b in info.buffers] == [9, 9, 3, 3]
     assert [b.ino for b in info.buffers] == [125955, 125953, 125950, 125948]
     assert [b.name for b in info.buffers] == ["", "", "", ""]  # "<none>"
     assert [b.attached for b in info.buffers] == [
@@ -36,7 +36,7 @@ def test_amdgpu_capture_tab_separated() -> None:
     info = parse_bufinfo(amdgpu_bufinfo())
     assert len(info.buffers) == 1
     buf = info.buffers[0]
-    assert (buf.size, buf.count, buf.exp_name, buf.ino, buf.name) == (
+    assert (buf.size, buf.refs, buf.exp_name, buf.ino, buf.name) == (
         1048576, 4, "drm", 2, "")
     assert buf.attached == ["0000:01:00.0"]  # the kernel fence line is not a device
 
@@ -64,7 +64,7 @@ def test_pre_5_10_without_ino_and_name() -> None:
             "\tAttached Devices:\n\tsoc:qcom,smmu_sde_unsec_cb\n"
             "Total 1 devices attached\n\n\nTotal 1 objects, 524288 bytes\n")
     buf = parse_bufinfo(text).buffers[0]
-    assert (buf.size, buf.count, buf.exp_name, buf.ino, buf.name) == (
+    assert (buf.size, buf.refs, buf.exp_name, buf.ino, buf.name) == (
         524288, 3, "ion", None, "")
     assert buf.attached == ["soc:qcom,smmu_sde_unsec_cb"]
 
@@ -82,7 +82,7 @@ def test_space_padded_without_ino_and_unindented_fence() -> None:
 def test_zero_padded_sizes_are_decimal() -> None:
     text = HEADER_6X + "00000010\t00000000\t00000000\t00000010\tsystem\t00000010\t<none>\n"
     buf = parse_bufinfo(text).buffers[0]
-    assert (buf.size, buf.count, buf.ino) == (10, 10, 10)
+    assert (buf.size, buf.refs, buf.ino) == (10, 10, 10)
 
 
 def test_name_with_spaces_in_tab_layout() -> None:

@@ -136,10 +136,12 @@ def test_up_status_down(state: Path) -> None:
     assert _stack(state, "status").returncode == 3
 
 
-def test_ctrl_c_stops_everything(state: Path) -> None:
+def test_ctrl_c_stops_everything(state: Path, tmp_path: Path) -> None:
+    # Output to files: nothing reads a pipe until the stack is stopped, 90 s later.
+    out_file, err_file = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")  # noqa: SIM115
     proc = subprocess.Popen([*CLI, "stack", "--state-dir", str(state), "up", "--demo-sysroots",
                              str(state.parent / "sysroots"), *_port_args()],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=out_file, stderr=err_file, text=True)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
@@ -149,11 +151,14 @@ def test_ctrl_c_stops_everything(state: Path) -> None:
         pids = _pids(state)
         assert len(pids) == PROCESSES
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        out_file.close()
+        err_file.close()
     assert proc.returncode == 0, err
     assert "stack stopped" in out
     assert [p for p in pids if _alive(p)] == []

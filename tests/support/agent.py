@@ -4,6 +4,8 @@ import os
 import ssl
 import subprocess
 import sys
+import tempfile
+import time
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Tuple
 
@@ -37,6 +39,10 @@ def stable_lines(exposition: str) -> str:
     return "\n".join(keep) + "\n"
 
 
+# The stderr file of each agent served_agent runs, by pid.
+_STDERR: Dict[int, str] = {}
+
+
 @contextmanager
 def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = None,
                  env: Dict[str, str] | None = None, python: str = sys.executable,
@@ -45,16 +51,36 @@ def served_agent(sysroot: str, *args: str, tls_context: ssl.SSLContext | None = 
 
     Pass ``tls_context`` (trusting the agent's certificate) when args enable TLS,
     ``env`` for variables to add to the agent's environment, and ``python`` to run it
-    on another interpreter.
+    on another interpreter. The agent's stderr goes to a file, never a pipe nobody
+    drains (a chatty agent would block on a full pipe): read it with :func:`agent_stderr`.
     """
     port = free_port()
-    proc = subprocess.Popen(
-        agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args,
-                  python=python),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    base = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", port)
-    try:
-        wait_http(base + "/-/healthy", context=tls_context)
-        yield base, proc
-    finally:
-        terminate(proc, 10)
+    with tempfile.NamedTemporaryFile(prefix="agent-stderr-") as log:
+        proc = subprocess.Popen(
+            agent_cmd("--sysroot", sysroot, "--listen", "127.0.0.1:%d" % port, *args,
+                      python=python),
+            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})})
+        _STDERR[proc.pid] = log.name
+        base = "%s://127.0.0.1:%d" % ("https" if tls_context else "http", port)
+        try:
+            wait_http(base + "/-/healthy", context=tls_context)
+            yield base, proc
+        finally:
+            terminate(proc, 10)
+            del _STDERR[proc.pid]
+
+
+def agent_stderr(proc: subprocess.Popen) -> str:
+    """What an agent started by :func:`served_agent` has logged so far."""
+    with open(_STDERR[proc.pid], "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def wait_logged(proc: subprocess.Popen, text: str, limit: float = 30.0) -> bool:
+    """Whether the agent logs ``text`` within ``limit`` seconds (or already has)."""
+    deadline = time.monotonic() + limit
+    while text not in agent_stderr(proc):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            return text in agent_stderr(proc)
+        time.sleep(0.05)
+    return True

@@ -10,6 +10,8 @@ between listing and reading is skipped; kgsl vanishing before or while it is rea
 (driver unloaded) makes the collector absent. Every file is read on its own: one that
 refuses reads (permission) or holds nonsense costs only its figure and marks the run
 failed, while ``gpu_model`` and the other readable figures are still served.
+``process_names = false`` (agentless probes, whose batched read fetches no file per
+process) leaves per-process memory out, and with it every read under a PID.
 """
 
 from typing import Dict, Iterator, List, Tuple
@@ -44,12 +46,12 @@ class KgslCollector(Collector):
     help = "Adreno GPU utilisation, frequency, model and per-process memory (kgsl sysfs)"
     platforms = frozenset({"snapdragon"})
     paths = (GPU + "/gpubusy", GPU + "/gpu_busy_percentage", GPU + "/devfreq/cur_freq",
-             GPU + "/gpuclk", GPU + "/gpu_model", *(PROC + "/" + k for k in KINDS),
-             DEBUG_PROC + "/mem",
-             "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
+             GPU + "/gpuclk", GPU + "/gpu_model")
+    defaults = {"process_names": True}
 
     def collect(self, src: Source) -> Iterator[Metric]:
-        _require_kgsl(src)
+        per_process = bool(self.settings["process_names"])
+        _require_kgsl(src, per_process)
         errors: List[str] = []  # each file is read on its own: one refusal costs its figure
         busy = _first(errors, src, (GPU + "/gpubusy", parse_gpubusy),
                       (GPU + "/gpu_busy_percentage", parse_busy_percentage))
@@ -74,9 +76,10 @@ class KgslCollector(Collector):
                                     labels=["accelerator", "model"])
             fam.add_metric(["gpu", model], 1.0)
             yield fam
-        memory = self._process_memory(src, errors)
-        _require_kgsl(src)  # unloaded while read: NoData, what was yielded is not served
-        yield memory
+        memory = self._process_memory(src, errors) if per_process else None
+        _require_kgsl(src, per_process)  # unloaded while read: NoData, nothing is served
+        if memory is not None:
+            yield memory
         if errors:
             more = " (and %d more)" % (len(errors) - 3) if len(errors) > 3 else ""
             raise SourceError("; ".join(errors[:3]) + more)
@@ -107,8 +110,8 @@ class KgslCollector(Collector):
         return fam
 
 
-def _require_kgsl(src: Source) -> None:
-    if not src.exists(GPU) and not src.glob(PROC) and not src.glob(DEBUG_PROC):
+def _require_kgsl(src: Source, per_process: bool) -> None:
+    if not src.exists(GPU) and not (per_process and (src.glob(PROC) or src.glob(DEBUG_PROC))):
         raise NoData("no kgsl GPU")
 
 

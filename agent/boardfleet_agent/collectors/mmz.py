@@ -3,7 +3,9 @@
 Sampled in the background: reading the file takes the allocator's ``mmz_lock``, which
 the media pipeline also needs, so it is not read on every scrape. Without the file (MMZ
 module not loaded, or unloaded before it was read) the collector is absent; an owner PID
-whose process exited is ``process="unknown"``.
+whose process exited is ``process="unknown"``. Owners are named from ``/proc/<pid>/comm``
+(or ``stat``), read only for owner PIDs; ``process_names = false`` (agentless probes,
+whose batched read fetches no file per process) leaves ``board_mmz_process_bytes`` out.
 """
 
 import time
@@ -42,7 +44,8 @@ class MmzCollector(Collector):
     platforms = frozenset({"hisi"})
     background = True
     default_interval = 10.0
-    paths = (*MEDIA_MEM_PATHS, "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
+    paths = MEDIA_MEM_PATHS
+    defaults = {"process_names": True}
 
     def collect(self, src: Source) -> Iterator[Metric]:
         started = time.monotonic()
@@ -53,7 +56,7 @@ class MmzCollector(Collector):
         if by_pid is not None:
             self.publish_pid_memory("mmz", by_pid, started)
         yield from zone_families(mm.zones)
-        owned = process_bytes(src, mm.zones)
+        owned = process_bytes(src, mm.zones) if self.settings["process_names"] else None
         if owned is not None:
             fam = GaugeMetricFamily(
                 "board_mmz_process_bytes",

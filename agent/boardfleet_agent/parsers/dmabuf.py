@@ -29,7 +29,7 @@ _DEVICES = re.compile(r"Total\s+(\d+)\s+devices\s+attached$")
 
 class DmaBuf(NamedTuple):
     size: int
-    count: int  # file references
+    refs: int  # file references: bufinfo's count (a field named count hides tuple.count)
     exp_name: str
     ino: Optional[int]  # None on kernels before ~5.10
     name: str  # "" when unnamed
@@ -136,7 +136,7 @@ class DmaBufFd(NamedTuple):
     size: int
     exp_name: str
     ino: Optional[int]  # the generic fdinfo "ino:" line; absent on old kernels
-    count: Optional[int]
+    refs: Optional[int]  # fdinfo's count: line
 
 
 _FDINFO_KEYS = ("size", "count", "exp_name", "ino")

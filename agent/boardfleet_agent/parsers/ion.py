@@ -171,7 +171,7 @@ def _blocks(text: str, skips: Optional[Skips]) -> List[_Block]:
                 cur = _Block()
             if cap:
                 cur.name, cur.capacity = cap.group(1) or cur.name, int(cap.group(2))
-            else:
+            elif kernel:
                 cur.name = kernel.group(1)
             continue
         if total:

@@ -78,10 +78,11 @@ def _board_from_args(args: argparse.Namespace, inv: Inventory) -> Board:
                        ("sysroot", args.sysroot)):
         if value is not None:
             setattr(board, key, value)
-    board.install = dict(board.install)
-    for key in ("prefix", "listen"):
-        if getattr(args, key):
-            board.install[key] = getattr(args, key)
+    board.install = board.install.copy()
+    if args.prefix:
+        board.install["prefix"] = args.prefix
+    if args.listen:
+        board.install["listen"] = args.listen
     for text in args.label:
         key, sep, value = text.partition("=")
         if not sep:

@@ -60,7 +60,6 @@ def _header(t: dict[str, float]) -> list:
                   id_val="filterFieldsByName", options={"include": {
                       "pattern": "^(alertname|severity|zone|model|process|collector|sensor"
                                  "|cause)$"}})))
-    gauge = {"width": 4, "height": 4}
     return [
         identity,
         stat("Up", "none", up(B), below(1), width=2, height=4)
@@ -69,18 +68,17 @@ def _header(t: dict[str, float]) -> list:
         stat("Uptime", "s", "time() - board_boot_time_seconds{%s}" % B, width=4, height=4),
         alerts,
         stat("DDR (max 1m)", "percentunit", "board:board_ddr_utilization_ratio:max1m{%s}" % B,
-             above(t["ddr_utilization_ratio"]), **gauge),
+             above(t["ddr_utilization_ratio"])),
         stat("Accelerator memory used", "percentunit", accelerator_used_ratio(B),
-             above(1 - t["mmz_free_ratio"]), **gauge),
+             above(1 - t["mmz_free_ratio"])),
         stat("MMZ free (tightest zone)", "percentunit",
-             "board:board_mmz_free_bytes:min_ratio{%s}" % B, below(t["mmz_free_ratio"]),
-             **gauge),
+             "board:board_mmz_free_bytes:min_ratio{%s}" % B, below(t["mmz_free_ratio"])),
         stat("CPU", "percentunit", cpu_busy("board", B, "2m"),
-             steps((None, "green"), (0.9, "orange")), **gauge),
+             steps((None, "green"), (0.9, "orange"))),
         stat("Hottest sensor", "celsius", "max by (board) (board_temperature_celsius{%s})" % B,
-             above(t["temperature_celsius"]), **gauge),
+             above(t["temperature_celsius"])),
         stat("Worst p99", "s", "max by (board) (%s)" % P99,
-             above(t["inference_latency_p99_seconds"]), **gauge),
+             above(t["inference_latency_p99_seconds"])),
     ]
 
 

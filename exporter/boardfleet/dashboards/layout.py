@@ -5,13 +5,21 @@ rows as if they were open, so every panel gets its ``gridPos`` here instead.
 """
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
 COLUMNS = 24
-Panel = cogbuilder.Builder[dm.Panel]
+
+
+class Panel(Protocol):
+    """Any of the SDK's panel builders: each has ``grid_pos``, but they share no base."""
+
+    def build(self) -> dm.Panel: ...
+
+    def grid_pos(self, grid_pos: dm.GridPos) -> cogbuilder.Builder[dm.Panel]: ...
 
 
 class _Cursor:

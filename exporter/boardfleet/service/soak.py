@@ -78,7 +78,7 @@ def router(state: Any, writer: Callable[..., None]) -> APIRouter:
             raise HTTPException(404, str(e)) from None
 
     def wants_html(accept: str | None) -> bool:
-        return bool(accept) and "text/html" in accept
+        return accept is not None and "text/html" in accept
 
     @r.get("/soaks", response_model=List[RunOut], tags=["soak"])
     def list_runs(accept: str | None = Header(None, include_in_schema=False)) -> Any:

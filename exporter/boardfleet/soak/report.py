@@ -223,7 +223,8 @@ def _restarts(br: BoardReport, cpu: Dict[str, Points], counts: Dict[str, float],
     The count is exact (``resets()`` over the window); the times, used to split MMZ
     losses per restart, are the steps where the counter drops.
     """
-    times, per_process = [], {}
+    times: List[float] = []
+    per_process: Dict[str, int] = {}
     for process in sorted(set(cpu) | set(counts)):
         pts = cpu.get(process, [])
         drops = [t1 for (_, v0), (t1, v1) in itertools.pairwise(pts) if v1 < v0]
@@ -288,13 +289,17 @@ def _accel(br: BoardReport, per_process: Dict[str, Points], c: Criteria) -> None
 def _ddr(br: BoardReport, points: Points, c: Criteria) -> None:
     if not points:
         return
-    share = evidence.share_above(points, c.ddr_ratio)
+    bound = c.ddr_ratio
+    if bound is None:  # criteria without a thresholds file: fail closed
+        br.fail("DDR not judged: no DDR bound (prometheus/thresholds.yml) in the criteria")
+        return
+    share = evidence.share_above(points, bound)
     peak = max(v for _, v in points)
     br.figures["ddr"] = {"peak_ratio": peak, "share_above": round(share, 4),
-                         "bound_ratio": c.ddr_ratio}
+                         "bound_ratio": bound}
     if share > c.ddr_above_share_max:
         br.fail("DDR above %s for %s of the run (peak %s)"
-                % (_pct(c.ddr_ratio), _pct(share), _pct(peak)))
+                % (_pct(bound), _pct(share), _pct(peak)))
     br.series["DDR utilisation (%)"] = {"ddr": [(t, v * 100) for t, v in points]}
 
 
@@ -313,10 +318,12 @@ def _latency(br: BoardReport, q: Dict[Tuple[str, float], Dict[str, float]],
         f = {"%s_p%d" % (when, int(qn * 100)): _finite(d.get(m))
              for (when, qn), d in q.items()}
         p99a, p99b = f.get("start_p99"), f.get("end_p99")
-        f["p99_drift"] = (p99b / p99a) if p99a and p99b else None
+        f["p99_drift"] = None
         out[m] = f
-        if (f["p99_drift"] and f["p99_drift"] > c.latency_p99_drift_max
-                and p99b >= c.latency_min_seconds):
+        if not (p99a and p99b):
+            continue
+        f["p99_drift"] = p99b / p99a
+        if p99b / p99a > c.latency_p99_drift_max and p99b >= c.latency_min_seconds:
             br.fail("p99 of %s rose from %s to %s" % (m, _ms(p99a), _ms(p99b)))
     br.figures["latency"] = out
     if series:

@@ -9,14 +9,14 @@ cache or backend.
 import math
 from datetime import UTC, datetime
 from html import escape
-from typing import Dict, Sequence, Tuple
+from typing import Mapping, Sequence, Tuple
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 56, 130, 22, 28
 
 
-def chart(title: str, series: Dict[str, Sequence[Tuple[float, float]]],
+def chart(title: str, series: Mapping[str, Sequence[Tuple[float, float]]],
           start: float, end: float, bound: float | None = None, bound_label: str = "") -> str:
     """An SVG element (string) for ``series``; ``bound`` draws a dashed horizontal line."""
     values = [v for pts in series.values() for _, v in pts]
