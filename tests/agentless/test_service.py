@@ -186,7 +186,8 @@ def test_board_that_stops_answering_fails_within_the_timeout(fleet):
         got = probe(fleet, "dead0")
         took = time.monotonic() - started
         assert got["board_probe_success"] == 0.0
-        assert took < PROBE_TIMEOUT + 3.0, took  # the timeout, not a hung session
+        # The timeout, not a hung session (which would wait out TCP's minutes).
+        assert took < PROBE_TIMEOUT + 10.0, took
     # Prometheus' own scrape timeout header shortens the probe.
     started = time.monotonic()
     status, text = http("GET", "%s/probe?target=dead0" % fleet["base"],
