@@ -30,9 +30,8 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from boardfleet_agent.exposition import render
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source

@@ -9,9 +9,8 @@ whose process exited is ``process="unknown"``.
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.mmz import (
     KB,
     MediaMem,
