@@ -29,7 +29,7 @@ class Agent:
         ]
         self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
                                    background=background, interval=cfg.sample_interval,
-                                   timeout=cfg.collector_timeout)
+                                   timeout=cfg.collector_timeout, on_demand=True)
         # Rendered on every scrape: cheap, and current to the moment of the scrape.
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
         self.selfstats = SelfStats()
