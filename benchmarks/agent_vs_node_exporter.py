@@ -18,7 +18,8 @@ otherwise (StatsD off). Printed, with ratios against node_exporter (issue 18):
         [--python /usr/bin/python3.8 ...] [--agent-dir DIR] [--imports]
 
 ``--imports`` prints instead what each import costs: RSS of a fresh interpreter after
-importing the module, and ``-X importtime``'s cumulative time.
+importing the module, and ``-X importtime``'s cumulative time. ``--footprint`` prints
+the agent's RSS and threads with its defaults on every fixture board (StatsD on).
 
 Goals (issue 18): CPU ratio <= 1.0 at both cadences, RSS <= 0.75 x node_exporter on
 Python 3.8 and 3.11, scrape p99 <= 0.5 x node_exporter.
@@ -131,11 +132,15 @@ def start_all(root: Path, pythons: Sequence[str], agent_dir: Path,
             "--path.rootfs=%s" % root, "--collector.disable-defaults"]
     out = [Exporter("node_exporter", node + ["--collector.%s" % c for c in NODE_COLLECTORS])]
     for python in pythons:
+        # PYTHON=DIR: an agent from another checkout (DIR/boardfleet_agent), to compare.
+        python, _, other = python.partition("=")
         args = [python, "-m", "boardfleet_agent", "--sysroot", str(root),
                 "--listen", "127.0.0.1:{port}", "--statsd-listen", "off",
                 "--collector.disable-defaults"]
         args += ["--collector.%s" % c for c in AGENT_COLLECTORS]
-        out.append(Exporter(python_label(python), args, agent_env(agent_dir, extra_path)))
+        label = python_label(python) + (" (%s)" % Path(other).parent.name if other else "")
+        out.append(Exporter(label, args, agent_env(Path(other) if other else agent_dir,
+                                                   extra_path)))
     for e in out:
         e.wait_up()
     return out
@@ -222,6 +227,27 @@ def import_costs(python: str, agent_dir: Path, extra: str) -> List[Tuple[str, st
     return rows
 
 
+def footprint(pythons: Sequence[str], agent_dir: Path, extra: str) -> None:
+    """RSS and threads of the agent with its defaults on every fixture board."""
+    boards = sorted(d.name for d in (REPO / "tests" / "fixtures").iterdir()
+                    if (d / "proc").is_dir())
+    print("%-14s %s" % ("board", " ".join("%30s" % python_label(p) for p in pythons)))
+    for board in boards:
+        cells = []
+        for python in pythons:
+            args = [python, "-m", "boardfleet_agent", "--sysroot",
+                    str(REPO / "tests" / "fixtures" / board), "--listen", "127.0.0.1:{port}"]
+            e = Exporter(board, args, agent_env(agent_dir, extra))
+            e.wait_up()
+            for _ in range(3):
+                time.sleep(1.1)
+                e.scrape()
+            threads = len(os.listdir("/proc/%d/task" % e.proc.pid))
+            cells.append("%.1f MiB, %d threads" % (rss_bytes(e.proc.pid) / 2**20, threads))
+            e.stop()
+        print("%-14s %s" % (board, " ".join("%30s" % c for c in cells)))
+
+
 def ratio(a: float, n: float) -> str:
     return "%.2f" % (a / n) if n else "n/a"
 
@@ -233,12 +259,15 @@ def main() -> int:
     p.add_argument("--scrapes", type=int, default=200, help="spaced scrapes for latency")
     p.add_argument("--spacing", type=float, default=0.6, help="seconds between those")
     p.add_argument("--python", action="append", dest="pythons",
-                   help="interpreter for an agent (repeatable; default this one)")
+                   help="interpreter for an agent (repeatable; default this one); "
+                        "PYTHON=DIR runs the agent found in DIR")
     p.add_argument("--agent-dir", type=Path, default=REPO / "agent",
                    help="where boardfleet_agent is (an older checkout, to compare)")
     p.add_argument("--extra-path", default="",
                    help="more PYTHONPATH for the agent (prometheus_client for old checkouts)")
     p.add_argument("--imports", action="store_true", help="print import costs only")
+    p.add_argument("--footprint", action="store_true",
+                   help="print the agent's RSS on every fixture board only")
     args = p.parse_args()
     pythons = args.pythons or [sys.executable]
     cpu_model = next((ln.split(":", 1)[1].strip() for ln in
@@ -252,6 +281,9 @@ def main() -> int:
             print("%-34s %16s %12s" % ("import", "RSS", "cumulative"))
             for row in import_costs(python, args.agent_dir, args.extra_path):
                 print("%-34s %16s %12s" % row)
+        return 0
+    if args.footprint:
+        footprint(pythons, args.agent_dir, args.extra_path)
         return 0
     root = REPO / "tests" / "fixtures" / args.board
     short, cpu, rss = {}, {}, {}
@@ -268,29 +300,31 @@ def main() -> int:
                       args.spacing)
     names = list(short)
     node = names[0]
-    print("%-40s %s" % ("", " ".join("%22s" % n for n in names)))
+    for i, n in enumerate(names):
+        print("column %d: %s" % (i + 1, n))
+    print("%-40s %s" % ("", " ".join("%14s" % ("col %d" % (i + 1)) for i in range(len(names)))))
     goals = []
     for cadence in (5.0, 10.0):
         steady = {n: cpu[cadence][n] - short[n] for n in names}
         print("%-40s %s" % ("CPU over %gs, scraped every %gs (ms)" % (args.seconds, cadence),
-                            " ".join("%22s" % ("%.0f" % (steady[n] * 1e3) + (
+                            " ".join("%14s" % ("%.0f" % (steady[n] * 1e3) + (
                                 "" if n == node else " (%s)" % ratio(steady[n], steady[node])))
                                      for n in names)))
         goals += [("CPU <= 1.0 x at %gs, %s" % (cadence, n), steady[n] <= steady[node])
                   for n in names[1:]]
     r = rss[5.0]
     print("%-40s %s" % ("RSS after the 5 s run (MiB)", " ".join(
-        "%22s" % ("%.1f" % (r[n] / 2**20) + ("" if n == node else " (%s)" % ratio(r[n], r[node])))
+        "%14s" % ("%.1f" % (r[n] / 2**20) + ("" if n == node else " (%s)" % ratio(r[n], r[node])))
         for n in names)))
     goals += [("RSS <= 0.75 x, %s" % n, r[n] <= 0.75 * r[node]) for n in names[1:]]
     for key, label in (("p50", "scrape p50, keep-alive (ms)"),
                        ("p99", "scrape p99, keep-alive (ms)")):
-        print("%-40s %s" % (label, " ".join("%22s" % (
+        print("%-40s %s" % (label, " ".join("%14s" % (
             "%.3f" % (lat[n][key] * 1e3)
             + ("" if n == node else " (%s)" % ratio(lat[n][key], lat[node][key])))
             for n in names)))
     print("%-40s %s" % ("oldest value at a scrape (s)", " ".join(
-        "%22.3f" % lat[n]["age_max"] for n in names)))
+        "%14.3f" % lat[n]["age_max"] for n in names)))
     goals += [("p99 <= 0.5 x, %s" % n, lat[n]["p99"] <= 0.5 * lat[node]["p99"])
               for n in names[1:]]
     for goal, ok in goals:
