@@ -22,7 +22,7 @@ sampling up: quick collectors run on a worker with that deadline
 (:mod:`~boardfleet_agent.watchdog`), a background sampler whose run overruns its
 interval plus the timeout is reported stuck, and either way the collector is served
 as failed with no families while ``board_collector_last_success_timestamp_seconds``
-stops advancing. A scrape waits for a round at most ``2 * timeout + 1`` seconds. The
+stops advancing. A scrape waits for a round at most ``1.5 * timeout + 1`` seconds. The
 scheduler survives any exception and beats a heartbeat that ``/-/healthy`` checks,
 also when no one scrapes. Intervals and durations use the monotonic clock and
 sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
@@ -301,8 +301,10 @@ class ScrapeRunner:
             wakeup = self._wakeup
             if wakeup is not None:
                 wakeup.wake()
-            # A stuck scheduler is given up after ``timeout``; its successor serves us.
-            wanted.wait(2 * (self._timeout or 5.0) + 1)
+            # The watchdog gives a stuck round up within 1.5 x timeout and a fresh
+            # scheduler serves this scrape: with the default 5 s, before Prometheus's
+            # default 10 s scrape timeout.
+            wanted.wait(1.5 * (self._timeout or 5.0) + 1)
         return self._rendered
 
     def healthy(self) -> Tuple[bool, str]:
