@@ -263,6 +263,10 @@ class ScrapeRunner:
     def stop(self) -> None:
         """Stop sampling; waits at most a few seconds in all, never on a blocked read."""
         self._stopping = True
+        with self._lock:  # scrapes waiting for a round get the last one
+            for waiting in (self._wanted, self._serving):
+                if waiting is not None:
+                    waiting.set()
         for s in self.samplers:
             s.stop()
         if self._wakeup is not None:
@@ -291,7 +295,7 @@ class ScrapeRunner:
         """
         if not self._started:
             return render(self.collect())
-        if self._on_demand and (self._dirty or any(
+        if self._on_demand and not self._stopping and (self._dirty or any(
                 time.monotonic() >= s.due for s in self.quick) or any(
                 s.running_since is not None for s in self.samplers)):
             with self._lock:

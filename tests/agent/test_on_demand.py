@@ -143,3 +143,24 @@ def test_the_scheduler_beats_its_heartbeat_while_no_one_scrapes() -> None:
         assert runner.healthy() == (True, "sampling")
     finally:
         runner.stop()
+
+
+def test_stopping_releases_a_scrape_waiting_for_a_round() -> None:
+    counting = Counting({})
+    runner = ScrapeRunner([counting], SnapshotSource({}), interval=3600, on_demand=True)
+    runner.start()
+    try:
+        counting.gate.clear()
+        counting.entered.clear()
+        runner.quick[0].due = 0.0
+        got: List[bytes] = []
+        scraper = threading.Thread(target=lambda: got.append(runner.exposition()))
+        scraper.start()
+        assert counting.entered.wait(HANG)
+        runner.stop()  # the round is still blocked: the scrape gets the last rendering
+        scraper.join(5.0)  # a scrape would otherwise wait 8.5 s for the round
+        assert not scraper.is_alive()
+        assert [served(b, "board_counting_runs") for b in got] == [1.0]
+        assert served(runner.exposition(), "board_counting_runs") == 1.0  # no wait
+    finally:
+        counting.gate.set()
