@@ -1,54 +1,61 @@
-"""Agent overhead against node_exporter, measured in the same run on the same board.
+"""Agent footprint against node_exporter, both measured in the same run on one fixture.
 
 Both exporters read one fixture sysroot (node_exporter through --path.procfs/sysfs/
 rootfs, the agent through --sysroot) with comparable collectors: CPU, CPU frequency,
-memory, load, thermal zones, hwmon and filesystems. The script prints, for both and
-as ratios: scrape latency p50/p99 over N scrapes on one kept-alive connection (as
-Prometheus scrapes) and with a new connection per scrape; CPU seconds per scrape
-(all of the process's CPU during the scrape loop, background sampling included); RSS
-after the scrapes; and idle CPU with a scrape every 5 s (the agent sampling every 1 s),
-also for the agent with every default collector of the board.
+memory, load, thermal zones, hwmon and filesystems; the agent with default settings
+otherwise (StatsD off). Printed, with ratios against node_exporter (issue 18):
 
-    python3 benchmarks/agent_vs_node_exporter.py [--board generic] [--scrapes 300]
-        [--idle-seconds 60]
+- CPU over 60 s, scraped every 5 s and every 10 s: whole-process user+system CPU from
+  ``wait4`` after a run of ``--seconds``, minus that of a run stopped right after its
+  first scrape, so that start-up cancels. All processes run side by side.
+- RSS (VmRSS) after the CPU run, for the agent under each ``--python``.
+- Scrape latency p50/p99 on one kept-alive connection (as Prometheus scrapes), the
+  scrapes spaced ``--spacing`` seconds apart so that none is served from the agent's
+  cache of concurrent scrapes, and the age of the agent's values at each scrape
+  (node_exporter reads during the scrape).
 
-Goals (issue 8): p50 <= 0.5 x node_exporter, RSS <= 1.5 x node_exporter,
-idle CPU < 0.5 % of one core.
+    python3 benchmarks/agent_vs_node_exporter.py [--board generic] [--seconds 60]
+        [--python /usr/bin/python3.8 ...] [--agent-dir DIR] [--imports]
+
+``--imports`` prints instead what each import costs: RSS of a fresh interpreter after
+importing the module, and ``-X importtime``'s cumulative time. ``--footprint`` prints
+the agent's RSS and threads with its defaults on every fixture board (StatsD on).
+
+Goals (issue 18): CPU ratio <= 1.0 at both cadences, RSS <= 0.75 x node_exporter on
+Python 3.8 and 3.11, scrape p99 <= 0.5 x node_exporter.
 """
 
 import argparse
 import concurrent.futures
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
 NODE_COLLECTORS = ["cpu", "cpufreq", "meminfo", "loadavg", "thermal_zone", "hwmon",
                    "filesystem"]
 AGENT_COLLECTORS = ["cpu", "cpufreq", "memory", "loadavg", "thermal", "filesystem", "info"]
-TICKS = os.sysconf("SC_CLK_TCK")
+IMPORTS = ["ssl", "hashlib", "http.client", "http.server", "urllib.request",
+           "wsgiref.simple_server", "prometheus_client", "logging", "argparse", "subprocess",
+           "boardfleet_agent.families", "boardfleet_agent.exposition",
+           "boardfleet_agent.runner", "boardfleet_agent.app", "boardfleet_agent.webconfig",
+           "boardfleet_agent.server", "boardfleet_agent.cli"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_bytes(pid: int) -> int:
@@ -58,160 +65,270 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read()
+class Exporter:
+    """One exporter process and what was measured of it."""
+
+    def __init__(self, name: str, args: List[str], env: Dict[str, str] | None = None) -> None:
+        self.name = name
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [a.replace("{port}", str(self.port)) for a in args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self.conn: http.client.HTTPConnection | None = None
+
+    def scrape(self) -> Tuple[float, bytes]:
+        """One GET /metrics on a kept-alive connection: (seconds, body)."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        t = time.perf_counter()
+        self.conn.request("GET", "/metrics")
+        resp = self.conn.getresponse()
+        body = resp.read()
+        took = time.perf_counter() - t
+        if resp.status != 200 or not body:
+            raise SystemExit("%s answered %d" % (self.name, resp.status))
+        return took, body
+
+    def wait_up(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("%s exited early (%s)" % (self.name, self.proc.returncode))
+            try:
+                self.scrape()
+                return
+            except OSError:
+                self.conn = None
+                time.sleep(0.05)
+        raise SystemExit("%s did not come up" % self.name)
+
+    def stop(self) -> float:
+        """Stop it; its whole CPU time (user + system, from wait4)."""
+        if self.conn is not None:
+            self.conn.close()
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pid, _, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = 0
+                return usage.ru_utime + usage.ru_stime
+            time.sleep(0.02)
+        self.proc.kill()
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = -9
+        return usage.ru_utime + usage.ru_stime
 
 
-def wait_up(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("%s exited early with status %s" % (url, proc.returncode))
-        try:
-            fetch(url)
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("%s did not come up" % url)
+def agent_env(agent_dir: Path, extra_path: str) -> Dict[str, str]:
+    path = os.pathsep.join(p for p in (str(agent_dir), extra_path) if p)
+    return dict(os.environ, PYTHONPATH=path)
 
 
-def start_node_exporter(root: Path, port: int) -> subprocess.Popen:
-    args = [NODE_EXPORTER, "--web.listen-address=127.0.0.1:%d" % port,
+def start_all(root: Path, pythons: Sequence[str], agent_dir: Path,
+              extra_path: str) -> List[Exporter]:
+    node = [NODE_EXPORTER, "--web.listen-address=127.0.0.1:{port}",
             "--path.procfs=%s" % (root / "proc"), "--path.sysfs=%s" % (root / "sys"),
             "--path.rootfs=%s" % root, "--collector.disable-defaults"]
-    args += ["--collector.%s" % c for c in NODE_COLLECTORS]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def start_agent(root: Path, port: int, config: Path, comparable: bool) -> subprocess.Popen:
-    """The agent with the collectors node_exporter also has, or with its defaults."""
-    args = [sys.executable, "-m", "boardfleet_agent", "--sysroot", str(root),
-            "--listen", "127.0.0.1:%d" % port, "--statsd-listen", "off",
-            "--config", str(config)]
-    if comparable:
-        args += ["--collector.disable-defaults"]
+    out = [Exporter("node_exporter", node + ["--collector.%s" % c for c in NODE_COLLECTORS])]
+    for python in pythons:
+        # PYTHON=DIR: an agent from another checkout (DIR/boardfleet_agent), to compare.
+        python, _, other = python.partition("=")
+        args = [python, "-m", "boardfleet_agent", "--sysroot", str(root),
+                "--listen", "127.0.0.1:{port}", "--statsd-listen", "off",
+                "--collector.disable-defaults"]
         args += ["--collector.%s" % c for c in AGENT_COLLECTORS]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "agent"))
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        label = python_label(python) + (" (%s)" % Path(other).parent.name if other else "")
+        out.append(Exporter(label, args, agent_env(Path(other) if other else agent_dir,
+                                                   extra_path)))
+    for e in out:
+        e.wait_up()
+    return out
 
 
-def timed_scrapes(port: int, scrapes: int, keep_alive: bool) -> List[float]:
-    """Latency of each of ``scrapes`` GET /metrics, on one connection or one each."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    lat: List[float] = []
+def python_label(python: str) -> str:
+    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return "agent, Python %s" % version
+
+
+def cpu_run(root: Path, pythons: Sequence[str], agent_dir: Path, extra: str, seconds: float,
+            cadence: float) -> Tuple[Dict[str, float], Dict[str, int]]:
+    """CPU seconds of each exporter scraped every ``cadence`` s for ``seconds``; RSS."""
+    exporters = start_all(root, pythons, agent_dir, extra)
+    t0 = time.monotonic()
+    while True:
+        for e in exporters:
+            e.scrape()
+        if time.monotonic() - t0 + cadence > seconds:
+            break
+        time.sleep(max(0.0, cadence - (time.monotonic() - t0) % cadence))
+    time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+    rss = {e.name: rss_bytes(e.proc.pid) for e in exporters}
+    return {e.name: e.stop() for e in exporters}, rss
+
+
+def latency_run(root: Path, pythons: Sequence[str], agent_dir: Path, extra: str,
+                scrapes: int, spacing: float) -> Dict[str, Dict[str, float]]:
+    """p50/p99 of spaced kept-alive scrapes, all exporters in turn; the agent's value age."""
+    exporters = start_all(root, pythons, agent_dir, extra)
+    lat: Dict[str, List[float]] = {e.name: [] for e in exporters}
+    age: Dict[str, List[float]] = {e.name: [] for e in exporters}
     try:
         for _ in range(scrapes):
-            t = time.perf_counter()
-            conn.request("GET", "/metrics", headers={} if keep_alive else {"Connection": "close"})
-            resp = conn.getresponse()
-            body = resp.read()
-            lat.append(time.perf_counter() - t)
-            if resp.status != 200 or not body:
-                raise SystemExit("port %d answered %d" % (port, resp.status))
-            if not keep_alive:
-                conn.close()
+            for e in exporters:
+                took, body = e.scrape()
+                lat[e.name].append(took)
+                age[e.name].append(value_age(body))
+            time.sleep(spacing)
     finally:
-        conn.close()
-    lat.sort()
-    return lat
+        for e in exporters:
+            e.stop()
+    out = {}
+    for name, values in lat.items():
+        values.sort()
+        out[name] = {"p50": statistics.median(values),
+                     "p99": values[max(0, int(len(values) * 0.99) - 1)],
+                     "age_max": max(age[name])}
+    return out
 
 
-def measure(port: int, pid: int, scrapes: int) -> Dict[str, float]:
-    timed_scrapes(port, 20, keep_alive=True)  # warm-up
-    cpu0 = cpu_seconds(pid)
-    lat = timed_scrapes(port, scrapes, keep_alive=True)
-    cpu = cpu_seconds(pid) - cpu0
-    fresh = timed_scrapes(port, scrapes, keep_alive=False)
-    return {"p50": statistics.median(lat), "p99": lat[int(len(lat) * 0.99) - 1],
-            "p50_new_conn": statistics.median(fresh),
-            "p99_new_conn": fresh[int(len(fresh) * 0.99) - 1],
-            "cpu_per_scrape": cpu / scrapes, "rss": float(rss_bytes(pid))}
+def value_age(body: bytes) -> float:
+    """Seconds between the oldest collector run served and now (0 for node_exporter)."""
+    stamps = [float(m) for m in re.findall(
+        rb"^board_collector_last_success_timestamp_seconds\{[^}]*\} (\S+)$", body, re.M)]
+    return time.time() - min(stamps) if stamps else 0.0
 
 
-def idle_cpu(port: int, pid: int, seconds: float) -> float:
-    """Share of one core used while scraped every 5 s."""
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        timed_scrapes(port, 1, keep_alive=True)
-        time.sleep(5)
-    return (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+def import_costs(python: str, agent_dir: Path, extra: str) -> List[Tuple[str, str, str]]:
+    """(module, RSS after importing it, cumulative import time) in fresh interpreters."""
+    env = agent_env(agent_dir, extra)
+    probe = ("import sys\nfor line in open('/proc/self/status'):\n"
+             "    if line.startswith('VmRSS:'): print(int(line.split()[1]) / 1024)")
+
+    def rss(stmt: str) -> float | None:
+        r = subprocess.run([python, "-c", stmt + "\n" + probe], capture_output=True,
+                           text=True, env=env)
+        return float(r.stdout) if r.returncode == 0 else None
+
+    bare = rss("") or 0.0
+    rows = [("bare interpreter", "%.1f MiB" % bare, "")]
+    for mod in IMPORTS:
+        after = rss("import " + mod)
+        if after is None:
+            rows.append((mod, "not importable", ""))
+            continue
+        r = subprocess.run([python, "-X", "importtime", "-c", "import " + mod],
+                           capture_output=True, text=True, env=env)
+        cumulative = [int(line.split("|")[1]) for line in r.stderr.splitlines()
+                      if line.rstrip().endswith("| " + mod)]
+        rows.append((mod, "+%.1f MiB" % (after - bare),
+                     "%.1f ms" % (cumulative[-1] / 1000) if cumulative else ""))
+    return rows
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def footprint(pythons: Sequence[str], agent_dir: Path, extra: str) -> None:
+    """RSS and threads of the agent with its defaults on every fixture board."""
+    boards = sorted(d.name for d in (REPO / "tests" / "fixtures").iterdir()
+                    if (d / "proc").is_dir())
+    print("%-14s %s" % ("board", " ".join("%30s" % python_label(p) for p in pythons)))
+    for board in boards:
+        cells = []
+        for python in pythons:
+            args = [python, "-m", "boardfleet_agent", "--sysroot",
+                    str(REPO / "tests" / "fixtures" / board), "--listen", "127.0.0.1:{port}"]
+            e = Exporter(board, args, agent_env(agent_dir, extra))
+            e.wait_up()
+            for _ in range(3):
+                time.sleep(1.1)
+                e.scrape()
+            threads = len(os.listdir("/proc/%d/task" % e.proc.pid))
+            cells.append("%.1f MiB, %d threads" % (rss_bytes(e.proc.pid) / 2**20, threads))
+            e.stop()
+        print("%-14s %s" % (board, " ".join("%30s" % c for c in cells)))
 
 
-def run(board: str, scrapes: int, idle_seconds: float) -> Tuple[dict, dict]:
-    root = REPO / "tests" / "fixtures" / board
-    tmp = Path(tempfile.mkdtemp(prefix="bf-bench-"))
-    config = tmp / "agent.toml"
-    # Every collector sampled every second, the slow ones included.
-    config.write_text("sample_interval = 1\n" + "".join(
-        "[collectors.%s]\ninterval = 1\n" % c
-        for c in ("mmz", "hisi_ddr", "horizon_ddr", "dmabuf_process")))
-    nport, aport, fport = free_port(), free_port(), free_port()
-    node = start_node_exporter(root, nport)
-    agent = start_agent(root, aport, config, comparable=True)
-    full = start_agent(root, fport, config, comparable=False)
-    try:
-        wait_up("http://127.0.0.1:%d/metrics" % nport, node)
-        wait_up("http://127.0.0.1:%d/metrics" % aport, agent)
-        wait_up("http://127.0.0.1:%d/metrics" % fport, full)
-        n = measure(nport, node.pid, scrapes)
-        a = measure(aport, agent.pid, scrapes)
-        if idle_seconds > 0:
-            # All at once: the same machine load for each.
-            with concurrent.futures.ThreadPoolExecutor(3) as pool:
-                idle = [pool.submit(idle_cpu, port, proc.pid, idle_seconds)
-                        for port, proc in ((nport, node), (aport, agent), (fport, full))]
-                n["idle_cpu"], a["idle_cpu"], a["idle_cpu_all"] = (f.result() for f in idle)
-        return n, a
-    finally:
-        for proc in (node, agent, full):
-            stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+def ratio(a: float, n: float) -> str:
+    return "%.2f" % (a / n) if n else "n/a"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--board", default="generic", help="fixture board under tests/fixtures")
-    p.add_argument("--scrapes", type=int, default=500, help="scrapes per exporter (min 200)")
-    p.add_argument("--idle-seconds", type=float, default=60.0,
-                   help="how long to measure idle CPU (0 skips it)")
+    p.add_argument("--seconds", type=float, default=60.0, help="steady-state run length")
+    p.add_argument("--scrapes", type=int, default=200, help="spaced scrapes for latency")
+    p.add_argument("--spacing", type=float, default=0.6, help="seconds between those")
+    p.add_argument("--python", action="append", dest="pythons",
+                   help="interpreter for an agent (repeatable; default this one); "
+                        "PYTHON=DIR runs the agent found in DIR")
+    p.add_argument("--agent-dir", type=Path, default=REPO / "agent",
+                   help="where boardfleet_agent is (an older checkout, to compare)")
+    p.add_argument("--extra-path", default="",
+                   help="more PYTHONPATH for the agent (prometheus_client for old checkouts)")
+    p.add_argument("--imports", action="store_true", help="print import costs only")
+    p.add_argument("--footprint", action="store_true",
+                   help="print the agent's RSS on every fixture board only")
     args = p.parse_args()
-    scrapes = max(args.scrapes, 200)
-    n, a = run(args.board, scrapes, args.idle_seconds)
+    pythons = args.pythons or [sys.executable]
     cpu_model = next((ln.split(":", 1)[1].strip() for ln in
                       Path("/proc/cpuinfo").read_text().splitlines()
                       if ln.startswith("model name")), "unknown CPU")
-    print("machine: %s, %d cores, Python %s; board fixture: %s; %d scrapes each"
-          % (cpu_model, os.cpu_count() or 0, sys.version.split()[0], args.board, scrapes))
-    print("%-34s %14s %14s %8s" % ("", "node_exporter", "boardfleet", "ratio"))
-    rows = [("scrape p50, keep-alive (ms)", "p50", 1e3),
-            ("scrape p99, keep-alive (ms)", "p99", 1e3),
-            ("scrape p50, new connection (ms)", "p50_new_conn", 1e3),
-            ("scrape p99, new connection (ms)", "p99_new_conn", 1e3),
-            ("CPU per scrape (ms)", "cpu_per_scrape", 1e3),
-            ("RSS (MiB)", "rss", 1 / 2**20)]
-    if args.idle_seconds > 0:
-        rows.append(("idle CPU, scrape every 5 s (%)", "idle_cpu", 100))
-    for label, key, scale in rows:
-        print("%-34s %14.3f %14.3f %8.2f" % (label, n[key] * scale, a[key] * scale,
-                                             a[key] / n[key] if n[key] else float("nan")))
-    goals = [("scrape p50 <= 0.5 x node_exporter", a["p50"] <= 0.5 * n["p50"]),
-             ("RSS <= 1.5 x node_exporter", a["rss"] <= 1.5 * n["rss"])]
-    if args.idle_seconds > 0:
-        goals.append(("idle CPU < 0.5 % of one core", a["idle_cpu"] < 0.005))
-    if args.idle_seconds > 0:
-        print("agent idle CPU with every default collector of this board: %.3f %% of one core"
-              % (a["idle_cpu_all"] * 100))
+    print("machine: %s, %d cores; board fixture: %s; agent from %s"
+          % (cpu_model, os.cpu_count() or 0, args.board, args.agent_dir))
+    if args.imports:
+        for python in pythons:
+            print("\n%s" % python_label(python))
+            print("%-34s %16s %12s" % ("import", "RSS", "cumulative"))
+            for row in import_costs(python, args.agent_dir, args.extra_path):
+                print("%-34s %16s %12s" % row)
+        return 0
+    if args.footprint:
+        footprint(pythons, args.agent_dir, args.extra_path)
+        return 0
+    root = REPO / "tests" / "fixtures" / args.board
+    short, cpu, rss = {}, {}, {}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        # The short runs first, then both cadences side by side.
+        jobs = {cadence: pool.submit(cpu_run, root, pythons, args.agent_dir, args.extra_path,
+                                     0.0, cadence) for cadence in (5.0,)}
+        short = jobs[5.0].result()[0]
+        jobs = {cadence: pool.submit(cpu_run, root, pythons, args.agent_dir, args.extra_path,
+                                     args.seconds, cadence) for cadence in (5.0, 10.0)}
+        for cadence, job in jobs.items():
+            cpu[cadence], rss[cadence] = job.result()
+    lat = latency_run(root, pythons, args.agent_dir, args.extra_path, args.scrapes,
+                      args.spacing)
+    names = list(short)
+    node = names[0]
+    for i, n in enumerate(names):
+        print("column %d: %s" % (i + 1, n))
+    print("%-40s %s" % ("", " ".join("%14s" % ("col %d" % (i + 1)) for i in range(len(names)))))
+    goals = []
+    for cadence in (5.0, 10.0):
+        steady = {n: cpu[cadence][n] - short[n] for n in names}
+        print("%-40s %s" % ("CPU over %gs, scraped every %gs (ms)" % (args.seconds, cadence),
+                            " ".join("%14s" % ("%.0f" % (steady[n] * 1e3) + (
+                                "" if n == node else " (%s)" % ratio(steady[n], steady[node])))
+                                     for n in names)))
+        goals += [("CPU <= 1.0 x at %gs, %s" % (cadence, n), steady[n] <= steady[node])
+                  for n in names[1:]]
+    r = rss[5.0]
+    print("%-40s %s" % ("RSS after the 5 s run (MiB)", " ".join(
+        "%14s" % ("%.1f" % (r[n] / 2**20) + ("" if n == node else " (%s)" % ratio(r[n], r[node])))
+        for n in names)))
+    goals += [("RSS <= 0.75 x, %s" % n, r[n] <= 0.75 * r[node]) for n in names[1:]]
+    for key, label in (("p50", "scrape p50, keep-alive (ms)"),
+                       ("p99", "scrape p99, keep-alive (ms)")):
+        print("%-40s %s" % (label, " ".join("%14s" % (
+            "%.3f" % (lat[n][key] * 1e3)
+            + ("" if n == node else " (%s)" % ratio(lat[n][key], lat[node][key])))
+            for n in names)))
+    print("%-40s %s" % ("oldest value at a scrape (s)", " ".join(
+        "%14.3f" % lat[n]["age_max"] for n in names)))
+    goals += [("p99 <= 0.5 x, %s" % n, lat[n]["p99"] <= 0.5 * lat[node]["p99"])
+              for n in names[1:]]
     for goal, ok in goals:
-        print("goal %-36s %s" % (goal, "met" if ok else "NOT met"))
+        print("goal %-50s %s" % (goal, "met" if ok else "NOT met"))
     return 0 if all(ok for _, ok in goals) else 1
 
 

@@ -2,14 +2,13 @@
 
 from typing import List, Optional, Tuple
 
-from prometheus_client import CollectorRegistry, ProcessCollector
-
 from boardfleet_agent.config import AgentConfig
 from boardfleet_agent.exposition import render
 from boardfleet_agent.inference import Inference
 from boardfleet_agent.platform import detect
 from boardfleet_agent.registry import Collector, collectors_for
 from boardfleet_agent.runner import ScrapeRunner
+from boardfleet_agent.selfstats import SelfStats
 from boardfleet_agent.source import LocalSource, Source
 
 
@@ -30,23 +29,22 @@ class Agent:
         ]
         self.runner = ScrapeRunner(self.collectors, self.src, cfg.intervals(),
                                    background=background, interval=cfg.sample_interval,
-                                   timeout=cfg.collector_timeout)
+                                   timeout=cfg.collector_timeout, on_demand=True)
         # Rendered on every scrape: cheap, and current to the moment of the scrape.
-        self.live = CollectorRegistry(auto_describe=False)
         # The agent's own CPU, RSS and fds (process_*), for overhead and soak checks.
-        ProcessCollector(registry=self.live)
+        self.selfstats = SelfStats()
         # StatsD latency intake, log tails and model loads ([statsd], [inference], [logtail]).
         self.inference: Inference = previous.inference if previous is not None and (
             previous.inference.settings == Inference.settings_of(cfg.sections)
             and previous.cfg.sysroot == cfg.sysroot) else Inference(cfg.sections, self.src)
-        self.live.register(self.inference)
         # The memory collectors publish per-PID bytes for model loads (no reads on events).
         for c in self.collectors:
             c.pid_memory = self.inference.memory
 
     def render(self) -> bytes:
         """One scrape's exposition text: the board's last sample, then live metrics."""
-        return self.runner.exposition() + render(self.live.collect())
+        return (self.runner.exposition() + render(self.selfstats.collect())
+                + render(self.inference.collect()))
 
     def healthy(self) -> Tuple[bool, str]:
         """Whether sampling goes on (for ``/-/healthy``), and why not."""

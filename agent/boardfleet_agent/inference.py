@@ -25,9 +25,8 @@ import re
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from prometheus_client.core import CounterMetricFamily, Metric
-
 from boardfleet_agent.config import ConfigError
+from boardfleet_agent.families import CounterMetricFamily, Metric
 from boardfleet_agent.intake import UdpIntake
 from boardfleet_agent.latency import LatencyHistograms
 from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats, LogTailer

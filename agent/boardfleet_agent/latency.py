@@ -9,7 +9,7 @@ import math
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import HistogramMetricFamily
+from boardfleet_agent.families import HistogramMetricFamily
 
 # Upper bounds in seconds (+Inf is added): 0.1 ms .. 1 ms and 100 ms .. 10 s in x2 / x2.5
 # steps; from 1 ms to 100 ms each bound is at most 1.1 x the one below, so a p99 from

@@ -16,8 +16,7 @@ import stat
 import threading
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.wakeup import Wakeup
 
 log = logging.getLogger("boardfleet.agent")

@@ -14,8 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.procmem import PidMemory
 
 STAGES = ("first", "warm")

@@ -3,9 +3,8 @@
 import time
 from typing import List, Tuple
 
-from prometheus_client.core import Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import Metric
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
 

@@ -8,8 +8,7 @@ import importlib
 import pkgutil
 from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Type
 
-from prometheus_client.core import Metric
-
+from boardfleet_agent.families import Metric
 from boardfleet_agent.parsers.lines import Skips
 from boardfleet_agent.procmem import PidMemory
 from boardfleet_agent.source import Source

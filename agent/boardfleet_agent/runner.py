@@ -1,14 +1,18 @@
-"""Samples the collectors off the scrape path and serves their last results.
+"""Samples the collectors off the HTTP thread and serves their results.
 
-In the agent (``background=True``) no collector runs during a scrape:
+In the agent (``background=True``) collectors run on threads of their own:
 
-- quick collectors run on one scheduler thread, each every ``interval`` seconds
-  (1 s unless the collector or the config says otherwise);
+- quick collectors run on one scheduler thread, each at most every ``interval`` seconds
+  (1 s unless the collector or the config says otherwise). With ``on_demand`` (the
+  agent's default) a round runs when a scrape asks for one: the scrape wakes the
+  scheduler and waits for the round, so values are read at scrape time as
+  node_exporter reads them, an idle agent reads nothing, and concurrent scrapes within
+  ``interval`` share one round. Without it the scheduler samples at that pace whether
+  or not anyone scrapes, and a scrape returns the last round at once;
 - collectors marked ``background`` (vendor tools, kernel locks) run on a thread each,
   so one that blocks delays nobody;
-- after each round the scheduler renders the exposition text once, and a scrape
-  returns those bytes. Its cost does not depend on the collectors, and any number of
-  concurrent scrapers get the same complete sample.
+- each round is rendered to exposition text once, and a scrape returns those bytes:
+  any number of concurrent scrapers get the same complete sample.
 
 With ``background=False`` (``--once``, agentless probes) :meth:`ScrapeRunner.collect`
 runs every collector on the spot.
@@ -18,8 +22,9 @@ sampling up: quick collectors run on a worker with that deadline
 (:mod:`~boardfleet_agent.watchdog`), a background sampler whose run overruns its
 interval plus the timeout is reported stuck, and either way the collector is served
 as failed with no families while ``board_collector_last_success_timestamp_seconds``
-stops advancing. The scheduler survives any exception and beats a heartbeat that
-``/-/healthy`` checks. Intervals and durations use the monotonic clock and
+stops advancing. A scrape waits for a round at most ``1.5 * timeout + 1`` seconds. The
+scheduler survives any exception and beats a heartbeat that ``/-/healthy`` checks,
+also when no one scrapes. Intervals and durations use the monotonic clock and
 sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
 nor spin the samplers; only the exported timestamps are wall-clock time.
 """
@@ -30,9 +35,8 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from boardfleet_agent.exposition import render
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
@@ -185,15 +189,16 @@ class _Slot:
 
 
 class ScrapeRunner:
-    """A prometheus_client custom collector serving every enabled board collector.
+    """Serves every enabled board collector as exposition text.
 
     ``timeout`` bounds each collector run (None: runs inline, for in-memory sources).
+    ``on_demand``: quick collectors run when a scrape asks, not at their pace.
     """
 
     def __init__(self, collectors: Sequence[Collector], src: Source,
                  intervals: Optional[Dict[str, float]] = None,
                  background: bool = True, interval: float = DEFAULT_INTERVAL,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, on_demand: bool = False) -> None:
         self.src = src
         self.errors = _ErrorLog()
         self.quick: List[_Slot] = []
@@ -223,6 +228,10 @@ class ScrapeRunner:
                                + [3 * (timeout or 0.0)])
         self.heartbeat = time.monotonic()
         self._background = background
+        self._on_demand = on_demand
+        # Set when the round a scrape waits for is rendered; None: no scrape waits.
+        self._wanted: Optional[threading.Event] = None
+        self._serving: Optional[threading.Event] = None  # the round running now
         self._rendered = b""
         self._dirty = False
         self._started = False
@@ -254,6 +263,10 @@ class ScrapeRunner:
     def stop(self) -> None:
         """Stop sampling; waits at most a few seconds in all, never on a blocked read."""
         self._stopping = True
+        with self._lock:  # scrapes waiting for a round get the last one
+            for waiting in (self._wanted, self._serving):
+                if waiting is not None:
+                    waiting.set()
         for s in self.samplers:
             s.stop()
         if self._wakeup is not None:
@@ -275,9 +288,27 @@ class ScrapeRunner:
             self._wakeup.close()  # a late wake from a stuck sampler is then a no-op
 
     def exposition(self) -> bytes:
-        """The board's metrics as exposition text: the last rendering once started."""
+        """The board's metrics as exposition text: the last rendering once started.
+
+        On demand, a scrape first waits for a round if a quick collector is due, a
+        background sample is new, or a background run is going (to see it overrun).
+        """
         if not self._started:
             return render(self.collect())
+        if self._on_demand and not self._stopping and (self._dirty or any(
+                time.monotonic() >= s.due for s in self.quick) or any(
+                s.running_since is not None for s in self.samplers)):
+            with self._lock:
+                if self._wanted is None:
+                    self._wanted = threading.Event()
+                wanted = self._wanted
+            wakeup = self._wakeup
+            if wakeup is not None:
+                wakeup.wake()
+            # The watchdog gives a stuck round up within 1.5 x timeout and a fresh
+            # scheduler serves this scrape: with the default 5 s, before Prometheus's
+            # default 10 s scrape timeout.
+            wanted.wait(1.5 * (self._timeout or 5.0) + 1)
         return self._rendered
 
     def healthy(self) -> Tuple[bool, str]:
@@ -292,10 +323,11 @@ class ScrapeRunner:
         return True, "sampling"
 
     def _sampled(self) -> None:
-        """Called by a background sampler after each sample: render it soon."""
+        """Called by a background sampler after each sample: render it soon (on
+        demand: at the next scrape)."""
         self._dirty = True
         wakeup = self._wakeup
-        if wakeup is not None:
+        if wakeup is not None and not self._on_demand:
             wakeup.wake()
 
     def _late(self, collector: Collector, outcome: Outcome) -> None:
@@ -312,12 +344,24 @@ class ScrapeRunner:
         wakeup = self._wakeup
         assert wakeup is not None
         while not self._stopping and generation == self._generation:
+            wanted = None
+            if self._on_demand:
+                with self._lock:
+                    wanted, self._wanted = self._wanted, None
+                    self._serving = wanted
             try:
-                self._round(generation)
+                if wanted is not None or not self._on_demand:
+                    self._round(generation)
+                else:
+                    self.heartbeat = time.monotonic()  # idle, not stalled
             except Exception:  # never let one bad round end sampling for good
                 log.exception("sampling round failed")
             if generation != self._generation:
                 return  # given up on while stuck: a fresh scheduler thread took over
+            if wanted is not None:
+                with self._lock:
+                    self._serving = None
+                wanted.set()
             wakeup.sleep(self._until_next_due())
 
     def _watch_loop(self, wakeup: Wakeup) -> None:
@@ -333,6 +377,13 @@ class ScrapeRunner:
                     continue
                 self._generation += 1
                 self._current = None
+                # The scrapes the stuck round served wait for the fresh thread's round.
+                serving, self._serving = self._serving, None
+                if serving is not None:
+                    if self._wanted is None:
+                        self._wanted = serving
+                    else:
+                        serving.set()  # the next round is wanted anyway: serve now
             slot, started = current
             name = slot.collector.name
             mark_stuck(name, started)
@@ -402,9 +453,16 @@ class ScrapeRunner:
         return True
 
     def _until_next_due(self) -> Optional[float]:
-        waits = [s.due for s in self.quick]
-        # While a background run is going, look again soon to see it overrun.
-        waits += [time.monotonic() + 1.0 for s in self.samplers if s.running_since is not None]
+        if self._on_demand:
+            # Idle until a scrape wakes it, beating the heartbeat now and then.
+            if self._wanted is not None:
+                return 0.0
+            waits = [time.monotonic() + self.stall_after / 3]
+        else:
+            waits = [s.due for s in self.quick]
+            # While a background run is going, look again soon to see it overrun.
+            waits += [time.monotonic() + 1.0 for s in self.samplers
+                      if s.running_since is not None]
         if not waits:
             return None
         return max(0.0, min(waits) - time.monotonic())

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Deque, Dict, Optional, Tuple
 
 from boardfleet_agent import __version__
+from boardfleet_agent.exposition import CONTENT_TYPE as CONTENT_TYPE_LATEST
 from boardfleet_agent.webconfig import WebConfig
 
 log = logging.getLogger("boardfleet.agent")

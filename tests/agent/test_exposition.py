@@ -1,18 +1,29 @@
-"""The agent's renderer writes exactly what prometheus_client's generate_latest writes."""
+"""The agent's renderer and families give exactly what prometheus_client's give.
 
+prometheus_client is the reference here only: the agent does not import it.
+"""
+
+import os
+import subprocess
+import sys
 from typing import List
 
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
+    StateSetMetricFamily,
 )
+from support.paths import REPO
 
+from boardfleet_agent import families as ours
 from boardfleet_agent.exposition import render
+from boardfleet_agent.selfstats import SelfStats
 
 NAMES = st.from_regex(r"board_[a-z][a-z0-9_]{0,12}", fullmatch=True)
 LABEL_NAMES = st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),
@@ -21,23 +32,41 @@ VALUES = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2**63, 2*
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
+THEIRS = (GaugeMetricFamily, CounterMetricFamily, HistogramMetricFamily)
+OURS = (ours.GaugeMetricFamily, ours.CounterMetricFamily, ours.HistogramMetricFamily)
+
+
 @st.composite
-def families(draw) -> List[Metric]:
-    out: List[Metric] = []
+def specs(draw) -> list:
+    """Families as constructor and ``add_metric`` calls: (kind, name, doc, labels, calls)."""
+    out = []
     for i, name in enumerate(draw(st.lists(NAMES, max_size=4, unique=True))):
         labels = draw(LABEL_NAMES.filter(lambda ls: "le" not in ls))
-        kind = (GaugeMetricFamily, CounterMetricFamily, HistogramMetricFamily)[i % 3]
-        fam = kind(name, draw(TEXT), labels=labels)
+        calls = []
         for _ in range(draw(st.integers(0, 4))):
             values = [draw(TEXT) for _ in labels]
-            if kind is HistogramMetricFamily:
+            if i % 3 == 2:
                 bounds = sorted(draw(st.lists(st.floats(0, 100), max_size=4, unique=True)))
                 counts = sorted(draw(st.lists(st.integers(0, 10**6), min_size=len(bounds) + 1,
                                               max_size=len(bounds) + 1)))
                 buckets = [(repr(b), c) for b, c in zip(bounds, counts[:-1], strict=True)]
-                fam.add_metric(values, [*buckets, ("+Inf", counts[-1])], draw(VALUES))
+                calls.append(((values, [*buckets, ("+Inf", counts[-1])], draw(VALUES)), {}))
+            elif i % 3 == 1:
+                calls.append(((values, draw(VALUES)), {
+                    "created": draw(st.none() | VALUES),
+                    "timestamp": draw(st.none() | st.floats(0, 2e9))}))
             else:
-                fam.add_metric(values, draw(VALUES))
+                calls.append(((values, draw(VALUES)), {}))
+        out.append((i % 3, name, draw(TEXT), labels, calls))
+    return out
+
+
+def build(spec: list, kinds: tuple = THEIRS) -> list:
+    out = []
+    for kind, name, doc, labels, calls in spec:
+        fam = kinds[kind](name, doc, labels=labels)
+        for args, kwargs in calls:
+            fam.add_metric(*args, **kwargs)
         out.append(fam)
     return out
 
@@ -50,15 +79,68 @@ class _Fams:
         return iter(self.fams)
 
 
-@given(families())
-def test_render_matches_generate_latest(fams: List[Metric]) -> None:
+@given(specs())
+def test_render_matches_generate_latest(spec: list) -> None:
+    fams = build(spec)
     assert render(fams) == generate_latest(_Fams(fams))
 
 
-def test_families_with_created_samples_fall_back_to_generate_latest() -> None:
+@given(specs())
+def test_agent_families_hold_prometheus_client_samples(spec: list) -> None:
+    """Built alike, the agent's families hold the same samples and render the same."""
+    mine, reference = build(spec, OURS), build(spec)
+    assert [_fields(f) for f in mine] == [_fields(f) for f in reference]
+    assert render(mine) == generate_latest(_Fams(reference)) == generate_latest(_Fams(mine))
+
+
+def _fields(fam) -> tuple:
+    return (fam.name, fam.documentation, fam.type, [tuple(s[:4]) for s in fam.samples])
+
+
+def test_other_types_render_as_generate_latest() -> None:
+    info = InfoMetricFamily("board_x", "x\\n", labels=["a"])
+    info.add_metric(["b"], {"k": "v\n\""})
+    states = StateSetMetricFamily("board_s", "s", labels=["a"])
+    states.add_metric(["b"], {"on": True, "off": False})
+    fams = [info, states, Metric("board_u", "u", "untyped")]
+    assert render(fams) == generate_latest(_Fams(fams))
+
+
+def test_families_with_created_samples_render_as_generate_latest() -> None:
     reg = CollectorRegistry(auto_describe=False)
     Histogram("board_x_seconds", "x", registry=reg).observe(0.3)  # has _created
     fams = list(reg.collect())
     assert render(fams) == generate_latest(reg)
     assert b"board_x_seconds_bucket{le=\"0.5\"} 1.0" in render(fams)
     assert b"# TYPE board_x_seconds_created gauge" in render(fams)
+
+
+def test_selfstats_export_what_process_collector_exports() -> None:
+    reference = ProcessCollector(registry=None).collect()
+    mine = SelfStats().collect()
+    assert [(f.name, f.documentation, f.type) for f in mine] == [
+        (f.name, f.documentation, f.type) for f in reference]
+    by_name = {f.name: f.samples[0].value for f in reference}
+    for fam in mine:
+        if fam.name in ("process_start_time_seconds", "process_max_fds"):
+            assert fam.samples[0].value == by_name[fam.name]
+        else:
+            assert fam.samples[0].value > 0
+
+
+def test_selfstats_without_proc_export_nothing(tmp_path) -> None:
+    assert SelfStats(str(tmp_path / "gone")).collect() == []
+
+
+def test_the_agent_does_not_import_prometheus_client() -> None:
+    """The agent's modules load neither prometheus_client nor an HTTP client stack."""
+    code = ("import sys; sys.argv = ['boardfleet-agent', '--help'];"
+            "from boardfleet_agent import cli, app, runner, exposition, registry;"
+            "registry.all_collectors();"
+            "print(' '.join(sorted(sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO / "agent")))
+    assert r.returncode == 0, r.stderr
+    loaded = set(r.stdout.split())
+    assert "boardfleet_agent.collectors.cpu" in loaded
+    assert not {"prometheus_client", "urllib.request", "wsgiref"} & loaded

@@ -9,9 +9,8 @@ or while it is read (module unloaded), makes the collector absent.
 
 from typing import Iterator, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.bpu import parse_ratio
 from boardfleet_agent.parsers.sysfs import parse_int
 from boardfleet_agent.registry import Collector, register

@@ -7,9 +7,8 @@ skipped.
 import re
 from typing import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.sysfs import parse_int
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

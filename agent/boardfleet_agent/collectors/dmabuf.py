@@ -8,9 +8,8 @@ the collector exports nothing.
 
 from typing import Dict, Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.dmabuf import parse_bufinfo
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

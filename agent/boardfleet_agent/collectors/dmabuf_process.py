@@ -16,9 +16,8 @@ every fdinfo file that has an ``exp_name:`` line.
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError, SourceError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.dmabuf import DmaBufFd, parse_dmabuf_fdinfo
 from boardfleet_agent.parsers.procfs import parse_pid_stat
 from boardfleet_agent.parsers.sysfs import first_line

@@ -2,9 +2,8 @@
 
 from typing import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.procfs import parse_mounts
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

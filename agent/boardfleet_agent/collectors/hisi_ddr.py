@@ -11,9 +11,8 @@ or ``-f``/``-w`` frequency/width arguments did not match the board.
 
 from typing import Iterator, List
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.hiddrs import ddr_utilization
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

@@ -6,9 +6,8 @@ is read (module unloaded), is skipped; with none of them the collector is absent
 
 from typing import Iterator, List
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.hisi_accel import parse_accel
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

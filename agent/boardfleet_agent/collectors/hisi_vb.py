@@ -5,9 +5,8 @@ Without the file (MPP not loaded, or unloaded before it was read) the collector 
 
 from typing import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.hisi_vb import parse_vb
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

@@ -16,8 +16,7 @@ are exported, only the per-port rates.
 import os
 from typing import Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.axi_mon import parse_statistics
 from boardfleet_agent.parsers.hrut_ddr import parse_last_block
 from boardfleet_agent.parsers.sysfs import first_line

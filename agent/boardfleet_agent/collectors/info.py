@@ -9,9 +9,8 @@ and capped at 64 printable characters.
 
 from typing import Callable, Iterator, Sequence
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent import __version__
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.hisi_umap import sdk_version
 from boardfleet_agent.parsers.versions import capped, first_line, os_release
 from boardfleet_agent.platform import DT_COMPATIBLE, DT_MODEL, HISI_VERSION_FILES, describe

@@ -10,9 +10,8 @@ before or while it is read (debugfs unmounted, driver unloaded) makes the collec
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.ion import IonHeap, parse_all_heap_info, parse_heap_file
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

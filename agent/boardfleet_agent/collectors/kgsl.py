@@ -16,10 +16,9 @@ process) leaves per-process memory out, and with it every read under a PID.
 
 from typing import Dict, Iterator, List, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.collectors.dmabuf_process import process_name
 from boardfleet_agent.errors import NoData, ParseError, SourceError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.devfreq import parse_frequency
 from boardfleet_agent.parsers.kgsl import (
     parse_busy_percentage,

@@ -2,8 +2,7 @@
 
 from typing import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.procfs import parse_loadavg
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

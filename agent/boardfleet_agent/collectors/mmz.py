@@ -11,9 +11,8 @@ whose batched read fetches no file per process) leaves ``board_mmz_process_bytes
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.mmz import (
     KB,
     MediaMem,

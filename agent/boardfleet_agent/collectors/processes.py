@@ -8,9 +8,8 @@ import fnmatch
 import os
 from typing import Dict, Iterator, List
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.procfs import parse_pid_stat
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source

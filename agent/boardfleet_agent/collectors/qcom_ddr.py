@@ -18,9 +18,8 @@ Files that vanish before or while they are read (driver unloaded) count as absen
 
 from typing import Callable, Iterator, List, Optional, TypeVar
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.devfreq import (
     frequency_ratio,
     parse_available_frequencies,

@@ -11,9 +11,8 @@ collector fails on such zones with EINVAL).
 import re
 from typing import Iterator, List, Tuple
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError, SourceError
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.sysfs import first_line
 from boardfleet_agent.parsers.thermal import celsius, is_temperature_sensor
 from boardfleet_agent.registry import Collector, register
