@@ -23,17 +23,25 @@ _MOVED = ("_created", "_gsum", "_gcount")
 
 
 class _Sample(Protocol):
-    name: str
-    labels: Dict[str, str]
-    value: float
-    timestamp: object
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Dict[str, str]: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def timestamp(self) -> object: ...
 
 
 class _Family(Protocol):
-    name: str
-    documentation: str
-    type: str
-    samples: Sequence[_Sample]
+    @property
+    def name(self) -> str: ...
+    @property
+    def documentation(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def samples(self) -> Sequence[_Sample]: ...
 
 
 def float_to_go_string(d: float) -> str:

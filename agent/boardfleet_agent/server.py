@@ -25,12 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Deque, Dict, Optional, Tuple
 
 from boardfleet_agent import __version__
-from boardfleet_agent.exposition import CONTENT_TYPE as CONTENT_TYPE_LATEST
+from boardfleet_agent.exposition import CONTENT_TYPE
 from boardfleet_agent.webconfig import WebConfig
 
 log = logging.getLogger("boardfleet.agent")
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format
 GZIP_LEVEL = 1  # the fastest: a board's CPU is dearer than the scrape's bytes
 
 LANDING = """<!doctype html>

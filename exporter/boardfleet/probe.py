@@ -13,12 +13,11 @@ import threading
 import time
 from typing import Dict, Iterable, List, Sequence, Tuple, Type
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from boardfleet.inventory import Board
 from boardfleet.transports import TransportError
 from boardfleet.transports.pool import SessionPool
+from boardfleet_agent.exposition import render as render_families
+from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.platform import detect
 from boardfleet_agent.registry import Collector, all_collectors, collectors_for
 from boardfleet_agent.runner import ScrapeRunner
@@ -29,16 +28,6 @@ log = logging.getLogger("boardfleet.probe")
 # Extra files read when the platform is still unknown, so detect() can decide.
 DETECT_PATTERNS = ("/proc/media-mem", "/proc/umap/*", "/sys/devices/system/bpu/*",
                    "/sys/class/kgsl/kgsl/*")
-
-
-class _Families:
-    """A fixed list of families, registrable in a CollectorRegistry."""
-
-    def __init__(self, families: List[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self.families
 
 
 def probe_families(success: bool, duration: float) -> List[Metric]:
@@ -52,9 +41,8 @@ def probe_families(success: bool, duration: float) -> List[Metric]:
 
 
 def render(families: List[Metric], success: bool, duration: float) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families + probe_families(success, duration)))  # type: ignore[arg-type]
-    return generate_latest(registry)
+    """A probe's page: the board's families, then whether and how long the probe read it."""
+    return render_families(families + probe_families(success, duration))
 
 
 def probed_collectors(platform: str) -> List[Type[Collector]]:

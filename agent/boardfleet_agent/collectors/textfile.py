@@ -15,9 +15,8 @@ import os
 import stat
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.promtext import Family, parse
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import MAX_FILE_BYTES, Source
