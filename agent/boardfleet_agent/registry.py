@@ -36,6 +36,9 @@ class Collector:
     default_interval: ClassVar[float] = 0.0
     # Board paths (shell globs) the collector reads: what an agentless probe fetches.
     paths: ClassVar[Tuple[str, ...]] = ()
+    # Per-process paths read besides ``paths`` only with ``process_names`` on (the agent;
+    # never in a probe's batched read).
+    process_paths: ClassVar[Tuple[str, ...]] = ()
     # False where fetching ``paths`` in a batched remote read would load a small board
     # too much (one ``cat`` per process or per fd); agentless probes skip it.
     agentless: ClassVar[bool] = True

@@ -125,7 +125,8 @@ class Board:
         """Collectors that read something under the vanished paths."""
         gone = list(vanished)
         return {c.name for c in self.collectors
-                if covered(self.files, gone, (*c.paths, *EXTRA_READS.get(c.name, ())))}
+                if covered(self.files, gone,
+                           (*c.paths, *c.process_paths, *EXTRA_READS.get(c.name, ())))}
 
     def vanish_at(self, paths: Iterable[str], at: int) -> str:
         """A scrape during which ``paths`` vanish right after operation ``at``; restored."""

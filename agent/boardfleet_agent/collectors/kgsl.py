@@ -46,6 +46,8 @@ class KgslCollector(Collector):
     platforms = frozenset({"snapdragon"})
     paths = (GPU + "/gpubusy", GPU + "/gpu_busy_percentage", GPU + "/devfreq/cur_freq",
              GPU + "/gpuclk", GPU + "/gpu_model")
+    process_paths = (*(PROC + "/" + k for k in KINDS), DEBUG_PROC + "/mem",
+                     "/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
     defaults = {"process_names": True}
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -44,6 +44,7 @@ class MmzCollector(Collector):
     background = True
     default_interval = 10.0
     paths = MEDIA_MEM_PATHS
+    process_paths = ("/proc/[0-9]*/comm", "/proc/[0-9]*/stat")
     defaults = {"process_names": True}
 
     def collect(self, src: Source) -> Iterator[Metric]:
