@@ -57,14 +57,17 @@ def board_dies(t: float, ramp: float) -> BoardState:
 
 
 def reboot(t: float, ramp: float) -> BoardState:
-    """Idle; at ``ramp``/2 the board is off for ``ramp``/10 (at most 60 s) and comes back
-    with a new boot time (shorter than BoardDown's ``for:``: only BoardRebooted sees it)."""
+    """Idle; from ``ramp``/2 on, the board is off for ``ramp``/10 (at most 60 s) once every
+    ``ramp`` seconds and comes back with a new boot time each time (shorter than BoardDown's
+    ``for:``: only BoardRebooted sees it). Repeated, so a scraper that starts late still
+    sees a reboot."""
     down_at, down_for = ramp / 2, min(ramp / 10, 60.0)
     state = idle(t, ramp)
     if t < down_at:
         return state
-    return BoardState(**{**state.__dict__, "alive": t >= down_at + down_for,
-                         "boot_time": BOOT_TIME + 86400 + int(down_at + down_for)})
+    k, into = divmod(t - down_at, ramp)
+    boot = BOOT_TIME + 86400 + int(down_at + k * ramp + down_for)
+    return BoardState(**{**state.__dict__, "alive": into >= down_for, "boot_time": boot})
 
 
 def restart_leak(t: float, ramp: float) -> BoardState:
