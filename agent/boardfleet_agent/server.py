@@ -153,15 +153,16 @@ class MetricsServer(ThreadingHTTPServer):
                  health: Optional[Callable[[], Tuple[bool, str]]] = None) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
+        # Before binding: a bind that fails calls server_close, which reads these.
+        self._slots = threading.Lock()
+        self._open: Dict[str, int] = {}  # connections being handled, per client address
+        # Accepted connections waiting for a handler thread: (socket, address, since).
+        self._waiting: Deque[Tuple[socket.socket, Tuple[str, int], float]] = deque()
         super().__init__(addr, _Handler)
         self.render = render
         self.platform = platform
         self.web = web or WebConfig()
         self.health = health or (lambda: (True, "ok"))
-        self._slots = threading.Lock()
-        self._open: Dict[str, int] = {}  # connections being handled, per client address
-        # Accepted connections waiting for a handler thread: (socket, address, since).
-        self._waiting: Deque[Tuple[socket.socket, Tuple[str, int], float]] = deque()
         self.refused = 0  # connections closed at once: too many waiting
         self._refusal_logged = 0.0
 

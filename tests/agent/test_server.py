@@ -144,6 +144,23 @@ def test_bad_web_config_is_refused_at_start(tmp_path) -> None:
     assert "web.yml: basic_auth_users.prometheus must be a bcrypt hash" in r.stderr
 
 
+def test_a_taken_port_is_named_at_start() -> None:
+    """The bind error itself, not a failure of the cleanup after it."""
+    import socket
+
+    from support.agent import agent_cmd
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = "127.0.0.1:%d" % taken.getsockname()[1]
+        r = subprocess.run(agent_cmd("--sysroot", GENERIC, "--listen", listen),
+                           capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "cannot listen on %s: [Errno 98] Address already in use" % listen in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_sighup_reloads_config_and_sigterm_stops_cleanly(tmp_path) -> None:
     conf = tmp_path / "agent.toml"
     conf.write_text("[collectors.thermal]\nenabled = true\n")
