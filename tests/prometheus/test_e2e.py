@@ -178,7 +178,9 @@ def test_alerts_reach_the_webhook(tmp_path: Path, receiver: Receiver, simulator)
         got = receiver.firing()
         for key in sorted(EXPECTED):  # shown with -s: time to the webhook, not asserted
             print("%-24s %-26s %5.1fs" % (*key, receiver.first.get(key, started) - started))
-        assert got >= EXPECTED, "missing %s; got %s\n%s" % (EXPECTED - got, got, prom.alerts())
+        boots = prom.query('board_boot_time_seconds{board="%s"}[5m]' % REBOOT)
+        assert got >= EXPECTED, "missing %s; got %s\n%s\nboot times of %s: %s" % (
+            EXPECTED - got, got, prom.alerts(), REBOOT, boots)
         idle = [a["labels"] for a in receiver.alerts
                 if a["labels"].get("board") in (IDLE, unlabelled)]
         assert not idle, "idle board alerted: %s" % idle

@@ -60,13 +60,14 @@ def reboot(t: float, ramp: float) -> BoardState:
     """Idle; from ``ramp``/2 on, the board is off for ``ramp``/10 (at most 60 s) once every
     ``ramp`` seconds and comes back with a new boot time each time (shorter than BoardDown's
     ``for:``: only BoardRebooted sees it). Repeated, so a scraper that starts late still
-    sees a reboot."""
+    sees a reboot; simulated time runs faster, so each boot is a day after the one before
+    (a boot time moving by less than a minute is clock jitter, not a reboot)."""
     down_at, down_for = ramp / 2, min(ramp / 10, 60.0)
     state = idle(t, ramp)
     if t < down_at:
         return state
     k, into = divmod(t - down_at, ramp)
-    boot = BOOT_TIME + 86400 + int(down_at + k * ramp + down_for)
+    boot = BOOT_TIME + int(k + 1) * 86400 + int(down_at + k * ramp + down_for)
     return BoardState(**{**state.__dict__, "alive": into >= down_for, "boot_time": boot})
 
 
