@@ -217,7 +217,7 @@ class Stack:
         sysroots = sorted(p for p in self.demo_sysroots.glob("*") if (p / "proc").is_dir())
         if not sysroots:
             self.skipped.append("demo boards (no sysroots under %s)" % self.demo_sysroots)
-        ports = _free_ports(self.host, self.ports.boards, len(sysroots))
+        ports = free_ports(self.host, self.ports.boards, len(sysroots))
         # Refreshed on every start (ports may change).
         for root, port in zip(sysroots, ports, strict=True):
             inv.add(Board(name="demo-" + root.name, host=self.host,
@@ -283,7 +283,7 @@ def _agent_cmd(sysroot: str, listen: str) -> list[str]:
     return [*argv, "--config", str(config)] if config.is_file() else argv
 
 
-def _free_ports(host: str, first: int, count: int) -> list[int]:
+def free_ports(host: str, first: int, count: int) -> list[int]:
     """``count`` ports from ``first`` on that ``host`` can listen on now, skipping taken ones."""
     ports: list[int] = []
     port = first

@@ -9,7 +9,7 @@ what scrapes and stores changes (see :mod:`boardfleet.scaleout`):
 """
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -23,7 +23,7 @@ from boardfleet.scaleout import (
     vmalert_rules,
     with_remote_write,
 )
-from boardfleet.stack import Proc, Stack, StackError
+from boardfleet.stack import Proc, Stack, StackError, free_ports
 
 
 @dataclass
@@ -40,7 +40,9 @@ class VMStack(Stack):
 
     def _tsdb(self, prometheus: str, inventory: Inventory, service: str,
               alertmanager: str) -> list[Proc]:
-        topo = self.topology
+        # Shards listen from --vmagent-port up, around ports already taken.
+        topo = replace(self.topology, shard_ports=free_ports(
+            self.host, self.vm_ports.vmagent, self.shards))
         binaries = {name: _binary(name) for name in BINARIES}
         config = self._prometheus_config(inventory, service)
         cfg = yaml.safe_load(config.read_text())

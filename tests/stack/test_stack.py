@@ -176,13 +176,13 @@ def test_missing_binary_is_named(state: Path) -> None:
 
 def test_demo_board_ports_skip_a_taken_port() -> None:
     """A port between the first demo board's and the last is in use: the boards go around it."""
-    from boardfleet.stack import _free_ports
+    from boardfleet.stack import free_ports
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = _free_ports("127.0.0.1", port - 1, 3)
+        ports = free_ports("127.0.0.1", port - 1, 3)
     assert port not in ports
     assert len(set(ports)) == 3 and ports == sorted(ports)
 

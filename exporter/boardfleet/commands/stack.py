@@ -54,8 +54,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
         vm.add_argument("--%s-port" % name, type=int, default=getattr(vm_defaults, name),
                         metavar="PORT", help="default %d%s" % (
                             getattr(vm_defaults, name),
-                            " (first shard; the next ones count up)" if name == "vmagent"
-                            else ""))
+                            " (first shard; the next ones count up, skipping taken ports)"
+                            if name == "vmagent" else ""))
     up.set_defaults(func=_up)
     ssub.add_parser("down", help="stop the stack").set_defaults(func=_down)
     ssub.add_parser("status", help="show what runs and whether it answers"
