@@ -193,6 +193,6 @@ def test_board_that_stops_answering_fails_within_the_timeout(fleet):
     status, text = http("GET", "%s/probe?target=dead0" % fleet["base"],
                         headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
     assert status == 200 and samples(text)["board_probe_success"] == 0.0
-    assert time.monotonic() - started < PROBE_TIMEOUT  # 1 s asked, below the service's 2 s
+    assert time.monotonic() - started < PROBE_TIMEOUT  # 1 s asked, below the service's 5 s
     # The other boards are not held up by the dead one.
     assert probe(fleet, "gen0")["board_probe_success"] == 1.0
