@@ -172,6 +172,9 @@ class SoakResult:
     statsd_counted: float = 0.0
     first_body: str = ""
     last_body: str = ""
+    # The last scrape in which every collector succeeded (a file caught mid-rewrite in
+    # place fails its collector for that one scrape, as it should).
+    last_good_body: str = ""
     agent_exit: int | None = None  # set if the agent died during the run
     log: str = ""  # the agent's stderr
 
@@ -367,6 +370,8 @@ class Soak:
         outcomes = collector_outcomes(body)
         if not all(outcomes.values()) or set(outcomes) != collectors:
             res.collector_failures += 1
+        else:
+            res.last_good_body = body
         res.last_body = body
         return True
 
