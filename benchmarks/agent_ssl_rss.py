@@ -29,7 +29,7 @@ def rss():
     with open("/proc/self/status") as f:
         return int(next(ln for ln in f if ln.startswith("VmRSS")).split()[1]) / 1024
 bare = rss()
-import boardfleet_agent.server, boardfleet_agent.webconfig
+import boardfleet_agent.web.server, boardfleet_agent.web.config
 before = rss(); loaded = "ssl" in sys.modules
 import ssl
 print("%.1f %.1f %s %.1f" % (before, rss(), loaded, bare))

@@ -48,8 +48,8 @@ AGENT_COLLECTORS = ["cpu", "cpufreq", "memory", "loadavg", "thermal", "filesyste
 IMPORTS = ["ssl", "hashlib", "http.client", "http.server", "urllib.request",
            "wsgiref.simple_server", "prometheus_client", "logging", "argparse", "subprocess",
            "boardfleet_agent.families", "boardfleet_agent.exposition",
-           "boardfleet_agent.runner", "boardfleet_agent.app", "boardfleet_agent.webconfig",
-           "boardfleet_agent.server", "boardfleet_agent.cli"]
+           "boardfleet_agent.runner", "boardfleet_agent.app", "boardfleet_agent.web.config",
+           "boardfleet_agent.web.server", "boardfleet_agent.cli"]
 
 
 def free_port() -> int:

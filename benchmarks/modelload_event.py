@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "agent"))
 
 from boardfleet_agent.collectors.mmz import MmzCollector  # noqa: E402
-from boardfleet_agent.inference import Inference  # noqa: E402
+from boardfleet_agent.inference.pipeline import Inference  # noqa: E402
 from boardfleet_agent.outcome import run_collector  # noqa: E402
 from boardfleet_agent.parsers.mmz import parse_media_mem  # noqa: E402
 from boardfleet_agent.source import LocalSource  # noqa: E402

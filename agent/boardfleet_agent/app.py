@@ -4,7 +4,7 @@ from typing import List, Optional, Tuple
 
 from boardfleet_agent.config import AgentConfig
 from boardfleet_agent.exposition import render
-from boardfleet_agent.inference import Inference
+from boardfleet_agent.inference.pipeline import Inference
 from boardfleet_agent.platform import detect
 from boardfleet_agent.registry import Collector, collectors_for
 from boardfleet_agent.runner import ScrapeRunner

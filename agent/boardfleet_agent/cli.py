@@ -18,9 +18,10 @@ from boardfleet_agent.config import (
     load_file,
 )
 from boardfleet_agent.registry import Collector, all_collectors
-from boardfleet_agent.server import MetricsServer, parse_listen
 from boardfleet_agent.wakeup import Wakeup
-from boardfleet_agent.webconfig import WebConfig, load_web_config
+from boardfleet_agent.web.config import WebConfig, load_web_config
+from boardfleet_agent.web.listen import parse_listen
+from boardfleet_agent.web.server import MetricsServer
 
 log = logging.getLogger("boardfleet.agent")
 

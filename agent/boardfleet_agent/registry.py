@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Opti
 
 from boardfleet_agent.families import Metric
 from boardfleet_agent.parsers.lines import Skips
-from boardfleet_agent.procmem import PidMemory
+from boardfleet_agent.procs import PidMemory
 from boardfleet_agent.source import Source
 
 PLATFORMS = ("hisi", "horizon", "snapdragon", "generic")

@@ -17,9 +17,9 @@ from typing import Iterator, List, Tuple
 import bcrypt
 import pytest
 
-import boardfleet_agent.server as server_mod
-from boardfleet_agent.server import MAX_PER_CLIENT, MAX_WAITING, MetricsServer
-from boardfleet_agent.webconfig import WebConfig, bcrypt_checker
+import boardfleet_agent.web.server as server_mod
+from boardfleet_agent.web.config import WebConfig, bcrypt_checker
+from boardfleet_agent.web.server import MAX_PER_CLIENT, MAX_WAITING, MetricsServer
 
 HANG = 30.0
 BODY = b"board_up 1\n"

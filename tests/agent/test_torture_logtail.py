@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from boardfleet_agent.logtail import MAX_LINE, FileFollower, LogPattern, LogStats, LogTailer
+from boardfleet_agent.inference.logtail import (
+    MAX_LINE,
+    FileFollower,
+    LogPattern,
+    LogStats,
+    LogTailer,
+)
 
 HANG = 30.0
 FPS = LogPattern.named_or_regex(r"fps=(?P<fps>\d+(?:\.\d+)?)")
@@ -61,7 +67,7 @@ def test_the_tail_of_an_oversized_line_is_not_a_record(tmp_path: Path) -> None:
 
 def test_lag_behind_a_fast_writer_is_visible_and_bounded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boardfleet_agent.logtail as logtail_mod
+    import boardfleet_agent.inference.logtail as logtail_mod
 
     log = tmp_path / "app.log"
     log.write_text("")

@@ -313,7 +313,7 @@ def test_served_agent_with_a_fifo_answers_reloads_and_stops(fifo_board: Path) ->
 
 def test_healthy_reports_503_when_sampling_stalls(release: threading.Event) -> None:
     """Over HTTP: an agent whose sampling stalled answers 503 on /-/healthy."""
-    from boardfleet_agent.server import MetricsServer
+    from boardfleet_agent.web.server import MetricsServer
 
     runner = stalled_runner(release)
     server = MetricsServer(("127.0.0.1", 0), runner.exposition, "generic",

@@ -16,8 +16,8 @@ from support.paths import FIXTURES
 
 from boardfleet_agent.app import Agent
 from boardfleet_agent.config import AgentConfig
-from boardfleet_agent.inference import Inference
-from boardfleet_agent.intake import UdpIntake
+from boardfleet_agent.inference.intake import UdpIntake
+from boardfleet_agent.inference.pipeline import Inference
 from boardfleet_agent.source import LocalSource
 
 HANG = 30.0

@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.agent import served_agent
 from support.paths import FIXTURES
 
-from boardfleet_agent import webyaml
 from boardfleet_agent.config import ConfigError
-from boardfleet_agent.server import MetricsServer, accepts_gzip
-from boardfleet_agent.webconfig import load_web_config
+from boardfleet_agent.web import yamlsubset
+from boardfleet_agent.web.config import load_web_config
+from boardfleet_agent.web.server import MetricsServer, accepts_gzip
 
 GENERIC = str(FIXTURES / "generic")
 
@@ -58,7 +58,7 @@ EXAMPLES = [
 @pytest.mark.parametrize("doc", EXAMPLES)
 def test_reader_agrees_with_pyyaml_on_web_config_files(doc: str) -> None:
     doc = textwrap.dedent(doc)
-    assert webyaml.loads(doc) == yaml.load(doc, Loader=yaml.BaseLoader)
+    assert yamlsubset.loads(doc) == yaml.load(doc, Loader=yaml.BaseLoader)
 
 
 @pytest.mark.parametrize("doc, line", [
@@ -68,7 +68,7 @@ def test_reader_agrees_with_pyyaml_on_web_config_files(doc: str) -> None:
 ])
 def test_yaml_beyond_the_subset_is_refused_naming_the_line(doc: str, line: int) -> None:
     with pytest.raises(ValueError, match="line %d" % line):
-        webyaml.loads(doc)
+        yamlsubset.loads(doc)
 
 
 plain = st.from_regex(r"[A-Za-z_$/.][A-Za-z0-9_$/.=+-]{0,20}", fullmatch=True)
@@ -85,7 +85,7 @@ def test_documents_pyyaml_writes_read_back_the_same(doc: Dict, flow_lists: bool)
     text = yaml.safe_dump(doc, default_flow_style=None if flow_lists else False,
                           allow_unicode=True, width=10**6)
     try:
-        got = webyaml.loads(text)
+        got = yamlsubset.loads(text)
     except ValueError:
         # Flow lists of nested blocks, multi-line strings: refused, never misread.
         return
@@ -103,7 +103,7 @@ YAML_BITS = st.sampled_from([
 @settings(max_examples=500, deadline=None)
 def test_any_text_is_refused_or_read_as_yaml_reads_it(text: str) -> None:
     try:
-        got = webyaml.loads(text)
+        got = yamlsubset.loads(text)
     except ValueError:
         return
     assert got == yaml.load(text, Loader=yaml.BaseLoader)
@@ -158,8 +158,8 @@ def test_ssl_is_imported_only_when_tls_is_configured(tmp_path) -> None:
                    % (certs["server.crt"], certs["server.key"]))
     code = textwrap.dedent("""\
         import sys
-        from boardfleet_agent.server import MetricsServer
-        from boardfleet_agent.webconfig import load_web_config
+        from boardfleet_agent.web.server import MetricsServer
+        from boardfleet_agent.web.config import load_web_config
         MetricsServer(("127.0.0.1", 0), bytes, "generic", load_web_config(%r)).server_close()
         print("ssl" in sys.modules)
         load_web_config(%r)

@@ -11,7 +11,7 @@ from typing import Dict, List
 import yaml
 from support.promtool import promtool
 
-from boardfleet_agent.latency import LatencyHistograms
+from boardfleet_agent.inference.latency import LatencyHistograms
 
 N = 1000
 # Steady models whose true p99 lies in 1 .. 100 ms: 60 log-spaced nominal latencies,

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.agent import served_agent
 from support.paths import FIXTURES
 
-from boardfleet_agent.statsd import Sample, parse_line, split_datagram
+from boardfleet_agent.inference.statsd import Sample, parse_line, split_datagram
 
 Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
 SYSROOT = str(FIXTURES / "generic")

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support.agent import agent_cmd, served_agent, wait_logged
 from support.promtool import check_metrics
 
-from boardfleet_agent.inference import Inference
+from boardfleet_agent.inference.pipeline import Inference
 from boardfleet_agent.source import LocalSource
 
 LAT = "board_inference_latency_seconds"
@@ -91,7 +91,7 @@ def test_model_cap_rejects_new_names_and_keeps_old_ones(tmp_path):
 
 def test_app_helper_reports_through_the_agent(tmp_path):
     app = (
-        "from boardfleet_agent.report import report_latency, timed\n"
+        "from boardfleet_agent.inference.report import report_latency, timed\n"
         "report_latency('yolov8', 0.0125)\n"
         "for _ in range(5):\n"
         "    with timed('yolov8', backend='bpu'):\n"
@@ -122,7 +122,7 @@ def test_shell_reports_with_bash_dev_udp(tmp_path):
 def test_helper_never_raises_without_an_agent():
     app = (
         "import time\n"
-        "from boardfleet_agent.report import report_latency, timed\n"
+        "from boardfleet_agent.inference.report import report_latency, timed\n"
         "t = time.perf_counter()\n"
         "for i in range(2000):\n"
         "    report_latency('m', float('nan') if i % 2 else 1e-3)\n"

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inference_io import statsd_agent, value, wait_for
 
-from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats
+from boardfleet_agent.inference.logtail import FileFollower, LogPattern, LogStats
 
 SAMPLES = Path(__file__).parent / "samples"
 HRT = LogPattern.named_or_regex("hrt_model_exec")

@@ -11,9 +11,9 @@ from inference_io import send, statsd_agent, value, wait_for
 from boardfleet_agent.collectors.dmabuf_process import DmaBufProcessCollector
 from boardfleet_agent.collectors.ion import IonCollector
 from boardfleet_agent.collectors.mmz import MmzCollector
-from boardfleet_agent.inference import Inference
+from boardfleet_agent.inference.pipeline import Inference
 from boardfleet_agent.outcome import run_collector
-from boardfleet_agent.procmem import PidMemory
+from boardfleet_agent.procs import PidMemory
 from boardfleet_agent.source import LocalSource
 
 PID = 4242
@@ -208,7 +208,7 @@ def test_load_events_give_time_and_memory_increase(tmp_path):
 
 
 def test_app_helper_model_load(tmp_path):
-    app = ("import time\nfrom boardfleet_agent.report import model_load\n"
+    app = ("import time\nfrom boardfleet_agent.inference.report import model_load\n"
            "with model_load('resnet', 'warm'):\n    time.sleep(0.05)\n")
     with statsd_agent(tmp_path) as (base, udp):
         env = dict(os.environ, BOARDFLEET_STATSD="%s:%d" % udp)

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inference_io import parse_datagram
 
-from boardfleet_agent.report import statsd_line
-from boardfleet_agent.statsd import (
+from boardfleet_agent.inference.report import statsd_line
+from boardfleet_agent.inference.statsd import (
     MAX_PACKET_BYTES,
     REASONS,
     Sample,

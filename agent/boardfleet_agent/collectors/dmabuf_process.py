@@ -14,33 +14,17 @@ every fdinfo file that has an ``exp_name:`` line.
 """
 
 import time
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Tuple
 
-from boardfleet_agent.errors import NoData, ParseError, SourceError
+from boardfleet_agent.errors import NoData, SourceError
 from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.dmabuf import DmaBufFd, parse_dmabuf_fdinfo
-from boardfleet_agent.parsers.procfs import parse_pid_stat
-from boardfleet_agent.parsers.sysfs import first_line
-from boardfleet_agent.procmem import DMABUF_ION
+from boardfleet_agent.procs import DMABUF_ION, process_name
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import VANISHED_ERRNOS, Source
 
 PIDS = "/proc/[0-9]*"
 OTHER = "other"
-
-
-def process_name(src: Source, pid: str) -> Optional[str]:
-    """The process's ``comm`` (``/proc/<pid>/comm``, else stat); None if it is gone."""
-    try:
-        name = first_line(src.read_text("/proc/%s/comm" % pid))
-        if name:
-            return name
-    except OSError:
-        pass
-    try:
-        return parse_pid_stat(src.read_text("/proc/%s/stat" % pid)).comm or None
-    except (OSError, ParseError):
-        return None
 
 
 def can_readlink(src: Source) -> bool:

@@ -16,7 +16,6 @@ process) leaves per-process memory out, and with it every read under a PID.
 
 from typing import Dict, Iterator, List, Tuple
 
-from boardfleet_agent.collectors.dmabuf_process import process_name
 from boardfleet_agent.errors import NoData, ParseError, SourceError
 from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.devfreq import parse_frequency
@@ -28,6 +27,7 @@ from boardfleet_agent.parsers.kgsl import (
     parse_proc_mem,
 )
 from boardfleet_agent.parsers.lines import Skips
+from boardfleet_agent.procs import process_name
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 

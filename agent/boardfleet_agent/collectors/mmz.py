@@ -11,7 +11,7 @@ whose batched read fetches no file per process) leaves ``board_mmz_process_bytes
 import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from boardfleet_agent.errors import NoData, ParseError
+from boardfleet_agent.errors import NoData
 from boardfleet_agent.families import GaugeMetricFamily, Metric
 from boardfleet_agent.parsers.mmz import (
     KB,
@@ -23,7 +23,7 @@ from boardfleet_agent.parsers.mmz import (
     used_bytes,
     zone_labels,
 )
-from boardfleet_agent.parsers.procfs import parse_pid_stat
+from boardfleet_agent.procs import process_name
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
 
@@ -150,7 +150,7 @@ def process_bytes(src: Source, zones: List[MmzZone]) -> Optional[Dict[str, int]]
             owners = set()
             for pid in b.pids or ():
                 if pid not in names:
-                    names[pid] = process_name(src, pid)
+                    names[pid] = process_name(src, pid) or UNKNOWN_PROCESS
                 owners.add(names[pid])
             for proc in owners:
                 out[proc] = out.get(proc, 0) + b.length_kb * KB
@@ -167,17 +167,3 @@ def pid_bytes(zones: List[MmzZone]) -> Optional[Dict[int, int]]:
         for pid in set(b.pids or ()):
             out[pid] = out.get(pid, 0) + b.length_kb * KB
     return out
-
-
-def process_name(src: Source, pid: int) -> str:
-    """The ``comm`` of a PID under the source, or UNKNOWN_PROCESS if it is gone."""
-    try:
-        comm = src.read_text("/proc/%d/comm" % pid).strip()
-        if comm:
-            return comm
-    except OSError:
-        pass
-    try:
-        return parse_pid_stat(src.read_text("/proc/%d/stat" % pid)).comm or UNKNOWN_PROCESS
-    except (OSError, ParseError):
-        return UNKNOWN_PROCESS

@@ -1,10 +1,13 @@
-"""Accelerator memory per process, as the background collectors last sampled it.
+"""Process helpers shared by the collectors and the push pipeline.
 
-Model-load profiling needs the accelerator bytes one PID holds before and after a
-load. Reading them on the StatsD thread would re-read ``/proc/media-mem`` (under the
-MMZ allocator lock) or megabytes of ION debugfs for every event, so the collectors
-that already read these files publish what each PID holds into a :class:`PidMemory`
-after each run, and model loads only look it up:
+:func:`process_name` names a PID as the per-process collectors label it.
+
+:class:`PidMemory` holds the accelerator memory per process as the background
+collectors last sampled it. Model-load profiling needs the accelerator bytes one PID
+holds before and after a load. Reading them on the StatsD thread would re-read
+``/proc/media-mem`` (under the MMZ allocator lock) or megabytes of ION debugfs for every
+event, so the collectors that already read these files publish what each PID holds into
+a :class:`PidMemory` after each run, and model loads only look it up:
 
 * ``mmz``: blocks of ``/proc/media-mem`` whose ``pid[...]`` owners include the PID
   (HiSilicon SS928/OT SDKs; other SDKs name no owners and publish nothing);
@@ -18,10 +21,29 @@ sampled after a moment (the end of a load).
 """
 
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from boardfleet_agent.errors import ParseError
+from boardfleet_agent.parsers.procfs import parse_pid_stat
+from boardfleet_agent.parsers.sysfs import first_line
+from boardfleet_agent.source import Source
 
 DMABUF_ION = "dmabuf_ion"
 ByPid = Dict[int, int]
+
+
+def process_name(src: Source, pid: Union[int, str]) -> Optional[str]:
+    """The process's ``comm`` (``/proc/<pid>/comm``, else ``stat``); None if it is gone."""
+    try:
+        name = first_line(src.read_text("/proc/%s/comm" % pid))
+        if name:
+            return name
+    except OSError:
+        pass
+    try:
+        return parse_pid_stat(src.read_text("/proc/%s/stat" % pid)).comm or None
+    except (OSError, ParseError):
+        return None
 
 
 class PidMemory:

@@ -4,7 +4,7 @@ Standard library only (the file can be copied into an app on its own) and safe i
 an inference loop: every call is one non-blocking UDP ``sendto`` whose errors are
 swallowed, so a missing or busy agent never slows or breaks the app::
 
-    from boardfleet_agent.report import report_latency, timed
+    from boardfleet_agent.inference.report import report_latency, timed
     with timed("yolov8"):
         outputs = model.run(inputs)
 

@@ -27,14 +27,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from boardfleet_agent.config import ConfigError
 from boardfleet_agent.families import CounterMetricFamily, Metric
-from boardfleet_agent.intake import UdpIntake
-from boardfleet_agent.latency import LatencyHistograms
-from boardfleet_agent.logtail import FileFollower, LogPattern, LogStats, LogTailer
-from boardfleet_agent.modelload import ModelLoads
-from boardfleet_agent.procmem import PidMemory
-from boardfleet_agent.server import parse_listen
-from boardfleet_agent.source import Source
-from boardfleet_agent.statsd import (
+from boardfleet_agent.inference.intake import UdpIntake
+from boardfleet_agent.inference.latency import LatencyHistograms
+from boardfleet_agent.inference.logtail import FileFollower, LogPattern, LogStats, LogTailer
+from boardfleet_agent.inference.modelload import ModelLoads
+from boardfleet_agent.inference.statsd import (
     LABEL_VALUE,
     MAX_PACKET_BYTES,
     REASONS,
@@ -43,6 +40,9 @@ from boardfleet_agent.statsd import (
     parse_value,
     split_datagram,
 )
+from boardfleet_agent.procs import PidMemory
+from boardfleet_agent.source import Source
+from boardfleet_agent.web.listen import parse_listen
 
 DEFAULT_STATSD_LISTEN = "127.0.0.1:8125"
 LOAD_BEGIN = "model_load_begin"

@@ -6,7 +6,7 @@ accelerator memory ``P`` holds after and before is kept, like the "memory increa
 Qualcomm AI Hub profile job.
 
 No event reads board files: "before" is the collectors' last sample taken before the
-begin event (:class:`~boardfleet_agent.procmem.PidMemory`), "after" the first one whose
+begin event (:class:`~boardfleet_agent.procs.PidMemory`), "after" the first one whose
 every kind was sampled after the end event; the increase appears once that sample is in.
 """
 
@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from boardfleet_agent.families import GaugeMetricFamily, Metric
-from boardfleet_agent.procmem import PidMemory
+from boardfleet_agent.procs import PidMemory
 
 STAGES = ("first", "warm")
 # Begin events waiting for their end event; the oldest is forgotten beyond this.

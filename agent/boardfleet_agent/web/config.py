@@ -24,8 +24,8 @@ import warnings
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from boardfleet_agent import webyaml
 from boardfleet_agent.config import ConfigError
+from boardfleet_agent.web import yamlsubset
 
 if TYPE_CHECKING:
     import ssl
@@ -228,7 +228,7 @@ def load_web_config(path: str) -> WebConfig:
     except ValueError as e:  # UnicodeDecodeError
         raise ConfigError("%s%s" % (where, e)) from None
     try:
-        data = webyaml.loads(text)
+        data = yamlsubset.loads(text)
     except ValueError as e:
         hint = (" (web config files are exporter-toolkit's YAML now: [tls] became "
                 "tls_server_config:)" if text.lstrip().startswith("[") else "")

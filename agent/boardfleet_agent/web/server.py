@@ -26,7 +26,7 @@ from typing import Callable, Deque, Dict, Optional, Tuple
 
 from boardfleet_agent import __version__
 from boardfleet_agent.exposition import CONTENT_TYPE
-from boardfleet_agent.webconfig import WebConfig
+from boardfleet_agent.web.config import WebConfig
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -112,14 +112,6 @@ class _HeadReader:
 
     def close(self) -> None:
         pass
-
-
-def parse_listen(value: str) -> Tuple[str, int]:
-    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` -> (host, port); ValueError if bad."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("listen address must be HOST:PORT, got %r" % value)
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def accepts_gzip(header: str) -> bool:
