@@ -1,4 +1,4 @@
-"""The offline agent bundle: one zipapp holding boardfleet_agent, prometheus_client, tomli.
+"""The offline agent bundle: one zipapp holding boardfleet_agent and tomli.
 
 Boards have no internet, so the agent travels as a single file run with the board's
 ``python3``. The zip is deterministic (sorted entries, fixed timestamps and modes, no
@@ -20,14 +20,11 @@ from typing import Dict, Iterable, List, Tuple
 SHEBANG = b"#!/usr/bin/env python3\n"
 MAIN = b"from boardfleet_agent.cli import main\n\nraise SystemExit(main())\n"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-# Boards run Python 3.8 (Ubuntu 20.04). The bundle carries these exact pure-Python
-# wheels, checked against their sha256, so two builds on two days are identical:
-# prometheus-client 0.21 is the last release line that runs on 3.8; tomli 2.0.1 is the
+# Boards run Python 3.8 (Ubuntu 20.04). The bundle carries this exact pure-Python wheel,
+# checked against its sha256, so two builds on two days are identical: tomli 2.0.1 is the
 # parser Python 3.11 ships as tomllib, so a config file reads the same on every board.
+# The agent renders its exposition itself; prometheus_client is not needed on a board.
 BOARD_WHEELS = {
-    "prometheus_client": (
-        "prometheus-client==0.21.1",
-        "594b45c410d6f4f8888940fe80b5cc2521b305a1fafe1c58609ef715a001f301"),
     "tomli": ("tomli==2.0.1", "939de3e7a6161af0c887ef91b7d41a53e7c5a1ca976325f429cb46ea9bc30ecc"),
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "boardfleet"

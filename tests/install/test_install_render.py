@@ -2,10 +2,12 @@
 
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.paths import FIXTURES
 
 from boardfleet import board_probe, bundle
 from boardfleet.installer import Layout, render_openrc, render_systemd, render_sysv
@@ -22,10 +24,18 @@ def test_bundle_is_deterministic_and_runs_without_site_packages(tmp_path):
     assert bundle.sha256(data) == bundle.sha256(bundle.build())
     path = tmp_path / "agent.pyz"
     bundle.write(str(path), data)
-    # -I -S: no site-packages, so prometheus_client can only come from the bundle.
+    with zipfile.ZipFile(path) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist()}
+    # Only what runs on a board: the agent renders its exposition itself.
+    assert tops == {"__main__.py", "boardfleet_agent", "tomli"}
+    # -I -S: no site-packages, so everything the agent imports comes from the bundle.
     out = subprocess.run([PY, "-I", "-S", str(path), "--list-collectors"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "cpu" in out.stdout, out.stderr
+    out = subprocess.run([PY, "-I", "-S", str(path), "--once", "--platform", "generic",
+                          "--sysroot", str(FIXTURES / "generic")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "board_cpu_seconds_total" in out.stdout, out.stderr
 
 
 def test_systemd_unit_restarts_always_and_verifies(tmp_path):
