@@ -27,6 +27,10 @@ from boardfleet_agent.errors import NoData, SourceError
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOOL_BYTES = 1024 * 1024
 READ_CHUNK = 64 * 1024
+# A directory below a sysroot found to be no symlink is trusted for this long, so that a
+# scrape's reads lstat each directory once rather than once per file read under it.
+TRUSTED_DIR_SECONDS = 1.0
+MAX_TRUSTED_DIRS = 4096
 
 # Directories searched for vendor tools (hiddrs, bspddrs, hrut_ddr, ...), under the sysroot.
 TOOL_DIRS = (
@@ -94,6 +98,7 @@ class LocalSource(Source):
 
     def __init__(self, root: str = "/") -> None:
         self.root = os.path.realpath(root)
+        self._trusted: Dict[str, float] = {}  # directory -> monotonic time trusted until
 
     def host_path(self, path: str) -> str:
         return os.path.join(self.root, path.lstrip("/"))
@@ -125,10 +130,13 @@ class LocalSource(Source):
                               % (hp, self.root, real))
 
     def _plainly_inside(self, hp: str) -> bool:
-        """True if every component of ``hp`` below the sysroot exists and is no symlink."""
+        """True if every component of ``hp`` below the sysroot exists and is no symlink
+        (directories checked within the last TRUSTED_DIR_SECONDS are not checked again)."""
         below = hp[len(self.root):]
         if not hp.startswith(self.root) or not below.startswith("/"):
             return False
+        now = time.monotonic()
+        trusted = self._trusted
         cur = self.root
         for part in below.split("/"):
             if part in ("", "."):
@@ -136,11 +144,18 @@ class LocalSource(Source):
             if part == "..":
                 return False
             cur += "/" + part
+            if trusted.get(cur, 0.0) > now:
+                continue
             try:
-                if stat.S_ISLNK(os.lstat(cur).st_mode):
-                    return False
+                mode = os.lstat(cur).st_mode
             except OSError:
                 return False
+            if stat.S_ISLNK(mode):
+                return False
+            if stat.S_ISDIR(mode):
+                if len(trusted) >= MAX_TRUSTED_DIRS:
+                    trusted.clear()
+                trusted[cur] = now + TRUSTED_DIR_SECONDS
         return True
 
     def exists(self, path: str) -> bool:

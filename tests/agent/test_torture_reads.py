@@ -111,6 +111,29 @@ def test_symlink_out_of_the_sysroot_is_not_read(tmp_path: Path) -> None:
     assert read_dt(src, ("/proc/device-tree/model",)) == ""
 
 
+def test_a_directory_swapped_for_a_symlink_out_is_refused_once_its_trust_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(source_mod.time, "monotonic", lambda: clock[0])
+    outside = tmp_path / "host" / "thermal_zone0"
+    outside.mkdir(parents=True)
+    (outside / "temp").write_text("99000\n")
+    zone = tmp_path / "board" / "sys" / "class" / "thermal" / "thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "temp").write_text("41000\n")
+    src = LocalSource(str(tmp_path / "board"))
+    path = "/sys/class/thermal/thermal_zone0/temp"
+    assert src.read_text(path) == "41000\n"
+    shutil.rmtree(zone)
+    os.symlink(str(outside), str(zone))
+    # Within the trust window the directory is not looked at again (the file itself is).
+    clock[0] += source_mod.TRUSTED_DIR_SECONDS / 2
+    assert src.read_text(path) == "99000\n"
+    clock[0] += source_mod.TRUSTED_DIR_SECONDS
+    with pytest.raises(SourceError, match="out of the sysroot"):
+        src.read_text(path)
+
+
 def test_long_label_values_are_bounded_and_stay_distinct() -> None:
     from prometheus_client.core import GaugeMetricFamily
 
