@@ -14,7 +14,7 @@ are kept with their figures.
 
 from typing import Dict, List, Tuple
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -82,6 +82,9 @@ def assert_renders(outcome: Outcome) -> None:
 @settings(max_examples=300, deadline=None)
 @given(layout=st.sampled_from(["x5", "plain", "j6"]), broken=BROKEN,
        at=st.integers(0, len(CLEAN)))
+# Found by hypothesis: the J6 table read "total 9" as name and pid, then every column
+# one to the right (tgid "the", size the real tgid).
+@example(layout="j6", broken="total 9\rthe hea", at=0)
 def test_ion_client_name_with_line_breaks(layout: str, broken: str, at: int) -> None:
     broken = broken[:15]  # TASK_COMM_LEN - 1
     rows = [(name, 1000 + i, size) for i, (name, size) in enumerate(CLEAN.items())]

@@ -253,6 +253,9 @@ def _is_table_header(words: List[str]) -> bool:
             and ("client" in words or "name" in words))
 
 
+_COUNT_COLUMNS = ("tgid", "kmap_cnt")
+
+
 def _table_row(cur: _Block, columns: List[str], line: str) -> None:
     """A row of a header-read table: the name up to the pid, then the columns in order.
 
@@ -268,7 +271,10 @@ def _table_row(cur: _Block, columns: List[str], line: str) -> None:
         raise ParseError("ion: no pid in row %r" % line[:80])
     values = dict(zip(columns[1:], tokens[first:]))
     size, usage = values.get("size", ""), values.get("type", "")
-    if not size.isdecimal() or usage.isdecimal():
+    # Counts before the (possibly blank) label column are numbers: a name holding a
+    # number and a line break ("total 9\r...") would otherwise shift every column.
+    if not size.isdecimal() or usage.isdecimal() or not all(
+            _is_int(values[c]) for c in _COUNT_COLUMNS if c in values):
         raise ParseError("ion: bad table row %r" % line[:80])
     name, pid = " ".join(tokens[:first]), int(tokens[first])
     cur.buffers.append(IonBuffer(name, pid, int(size), usage, orphaned))
