@@ -5,7 +5,6 @@ Like node_exporter's ``registerCollector``: registration gives each collector it
 """
 
 import importlib
-import pkgutil
 from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Type
 
 from boardfleet_agent.families import Metric
@@ -87,8 +86,8 @@ def all_collectors() -> Dict[str, Type[Collector]]:
     if not _SCANNED:
         from boardfleet_agent import collectors
 
-        for mod in pkgutil.iter_modules(collectors.__path__):
-            importlib.import_module("boardfleet_agent.collectors." + mod.name)
+        for name in collectors.MODULES:
+            importlib.import_module("boardfleet_agent.collectors." + name)
         _SCANNED = True
     return dict(sorted(_REGISTRY.items()))
 
