@@ -1,8 +1,8 @@
 """The agent really runs on Python 3.8 (Ubuntu 20.04 boards), not just lints as 3.8.
 
-Runs ``--once`` on every fixture board under a Python 3.8 interpreter with the newest
-prometheus-client that still supports 3.8 (the ``py38_path`` fixture, conftest.py), and
-compares with the golden files.
+Runs ``--once`` on every fixture board under a Python 3.8 interpreter with only the
+bundle's pinned wheels (tomli; the ``py38_path`` fixture, conftest.py), and compares with
+the golden files.
 """
 
 import os
