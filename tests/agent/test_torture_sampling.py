@@ -399,6 +399,6 @@ def test_stopping_during_a_blocked_background_run_leaks_no_fds(
         wait_for(lambda b=blocking: b.entered == 1, "the run to block")
         runner.stop()  # gives up waiting on the blocked run
         release.set()
-        wait_for(lambda r=runner: not r.samplers[0]._thread.is_alive(), "the run to end")
+        wait_for(lambda r=runner: not r.samplers[0].thread.alive, "the run to end")
         release.clear()
     assert len(os.listdir("/proc/self/fd")) <= fds
