@@ -107,11 +107,6 @@ class BackgroundSampler:
         self.timeouts = 0
         self.thread = LoopThread("sampler-" + collector.name, self._sample)
 
-    def join(self, timeout: float) -> None:
-        if not self.thread.stop(timeout):
-            log.warning("collector %s did not stop within %gs; its run ends alone",
-                        self.collector.name, timeout)
-
     def check(self) -> Optional[Tuple[Outcome, float]]:
         """The latest result to serve: a stuck outcome while the current run overruns."""
         started = self.running_since
@@ -228,17 +223,14 @@ class ScrapeRunner:
             for waiting in (self._wanted, self._serving):
                 if waiting is not None:
                     waiting.set()
-        scheduler, watch = self._scheduler, self._watch
-        for thread in [scheduler, watch] + [s.thread for s in self.samplers]:
-            if thread is not None:
-                thread.stop(0.0)  # all end together; then wait for them a few seconds in all
+        threads = [t for t in (self._scheduler, self._watch) if t is not None]
+        threads += [s.thread for s in self.samplers]
+        for thread in threads:
+            thread.stop(0.0)  # all end together; then wait for them 2 s in all
         deadline = time.monotonic() + 2.0
-        if scheduler is not None:
-            scheduler.stop(max(0.0, deadline - time.monotonic()))
-        if watch is not None:
-            watch.stop(max(0.05, deadline - time.monotonic()))
-        for s in self.samplers:
-            s.join(max(0.05, deadline - time.monotonic()))
+        for thread in threads:
+            if not thread.stop(max(0.05, deadline - time.monotonic())):
+                log.warning("thread %s did not stop within 2s; its run ends alone", thread.name)
         if self._deadline is not None:
             self._deadline.close()
 

@@ -1,11 +1,8 @@
 """The agent's background loops: a named daemon thread calling a step until stopped.
 
-Between steps the thread sleeps on a :class:`~boardfleet_agent.wakeup.Wakeup` (no
-wall-clock deadline, see wakeup.py) that :meth:`LoopThread.wake` and
-:meth:`LoopThread.stop` cut short. The pipe exists only while the thread runs: the
-thread closes it as it ends, so a stop that gave up waiting for a run blocked in a
-read leaves it open exactly as long as that run lasts, and a wake after the end is a
-no-op.
+Between steps it sleeps on a :class:`~boardfleet_agent.wakeup.Wakeup` (no wall-clock
+deadline). The thread closes that pipe as it ends: a stop that gave up on a run blocked
+in a read leaves it open just as long as the run lasts, and a later wake is a no-op.
 """
 
 import logging
@@ -24,14 +21,14 @@ class LoopThread:
     def __init__(self, name: str, step: Callable[[], Optional[float]]) -> None:
         self.name = name
         self._step = step
-        self.stopping = False
+        self._stopping = False
         self._lock = threading.Lock()  # guards _wakeup against a wake racing its close
         self._wakeup: Optional[Wakeup] = None
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
         """Start the thread (once; not after :meth:`stop`)."""
-        if self._thread is not None or self.stopping:
+        if self._thread is not None or self._stopping:
             return
         self._wakeup = Wakeup()
         self._thread = threading.Thread(target=self._run, args=(self._wakeup,),
@@ -48,10 +45,10 @@ class LoopThread:
             if self._wakeup is not None:
                 self._wakeup.wake()
 
-    def stop(self, timeout: float = 2.0) -> bool:
+    def stop(self, timeout: float) -> bool:
         """Ask the loop to end and wait up to ``timeout`` seconds (0: just ask); True
         once the thread has ended or never started."""
-        self.stopping = True
+        self._stopping = True
         self.wake()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -59,7 +56,7 @@ class LoopThread:
 
     def _run(self, wakeup: Wakeup) -> None:
         try:
-            while not self.stopping:
+            while not self._stopping:
                 wakeup.sleep(self._step())
         except Exception:
             log.exception("thread %s failed and ended", self.name)
