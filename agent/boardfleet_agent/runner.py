@@ -40,7 +40,7 @@ from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Me
 from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
-from boardfleet_agent.wakeup import Wakeup
+from boardfleet_agent.threads import LoopThread
 from boardfleet_agent.watchdog import DeadlineRunner, clear_stuck, is_stuck, mark_stuck, timed_out
 
 __all__ = ["Outcome", "ScrapeRunner", "run_collector"]
@@ -105,36 +105,7 @@ class BackgroundSampler:
         self.latest: Optional[Tuple[Outcome, float]] = None
         self.running_since: Optional[float] = None  # monotonic start of the current run
         self.timeouts = 0
-        self._stopping = False
-        self._wakeup: Optional[Wakeup] = None  # created by start(): fds only while running
-        # Whoever comes last, a join that timed out or the thread's end, closes the
-        # wakeup's fds: a run stuck in a vendor tool during SIGHUP leaks none.
-        self._end_lock = threading.Lock()
-        self._ended = self._orphaned = False
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> None:
-        self._wakeup = Wakeup()
-        self._thread = threading.Thread(target=self._loop, args=(self._wakeup,),
-                                        name="sampler-" + self.collector.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self._wakeup is not None:
-            self._wakeup.wake()
-
-    def join(self, timeout: float) -> None:
-        if self._thread is None or self._wakeup is None:
-            return
-        self._thread.join(timeout)
-        with self._end_lock:
-            if not self._ended:
-                self._orphaned = True
-                log.warning("collector %s did not stop within %gs; its run ends alone",
-                            self.collector.name, timeout)
-                return
-        self._wakeup.close()
+        self.thread = LoopThread("sampler-" + collector.name, self._sample)
 
     def check(self) -> Optional[Tuple[Outcome, float]]:
         """The latest result to serve: a stuck outcome while the current run overruns."""
@@ -149,31 +120,21 @@ class BackgroundSampler:
             return timed_out(self.deadline), time.time()
         return self.latest
 
-    def _loop(self, wakeup: Wakeup) -> None:
-        try:
-            self._sample_until_stopped(wakeup)
-        finally:
-            with self._end_lock:
-                self._ended = True
-                orphaned = self._orphaned
-            if orphaned:
-                wakeup.close()
-
-    def _sample_until_stopped(self, wakeup: Wakeup) -> None:
+    def _sample(self) -> float:
+        """One run (or a stuck outcome); the seconds until the next."""
         name = self.collector.name
-        while not self._stopping:
-            started = time.monotonic()
-            if is_stuck(name):  # a sampler replaced on SIGHUP is still blocked in it
-                self.latest = (timed_out(self.deadline or 0.0), time.time())
-            else:
-                self.running_since = started
-                outcome = run_collector(self.collector, self.src)
-                self.running_since = None
-                clear_stuck(name)
-                self.errors.note(name, outcome)
-                self.latest = (outcome, time.time())
-            self.on_sample()
-            wakeup.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+        started = time.monotonic()
+        if is_stuck(name):  # a sampler replaced on SIGHUP is still blocked in it
+            self.latest = (timed_out(self.deadline or 0.0), time.time())
+        else:
+            self.running_since = started
+            outcome = run_collector(self.collector, self.src)
+            self.running_since = None
+            clear_stuck(name)
+            self.errors.note(name, outcome)
+            self.latest = (outcome, time.time())
+        self.on_sample()
+        return max(0.0, self.interval - (time.monotonic() - started))
 
 
 class _Slot:
@@ -221,8 +182,7 @@ class ScrapeRunner:
         self._generation = 0  # bumped when the watchdog gives up on a scheduler thread
         self._current: Optional[Tuple[_Slot, float]] = None  # the scheduler's run now
         self._given_up: Dict[str, int] = {}
-        self._watch: Optional[threading.Thread] = None
-        self._watch_wakeup: Optional[Wakeup] = None
+        self._watch: Optional[LoopThread] = None
         # The scheduler is stalled when no round ran for this long.
         self.stall_after = max([MIN_STALL] + [3 * s.interval for s in self.quick]
                                + [3 * (timeout or 0.0)])
@@ -236,56 +196,43 @@ class ScrapeRunner:
         self._dirty = False
         self._started = False
         self._stopping = False
-        self._wakeup: Optional[Wakeup] = None  # created by start()
-        self._thread: Optional[threading.Thread] = None
+        self._scheduler: Optional[LoopThread] = None  # one per generation
 
     def start(self) -> None:
         """Sample the quick collectors once, render, then keep sampling on threads."""
         if not self._background or self._started:
             return
         self._started = True
-        self._wakeup = Wakeup()
         self._round(None)
         for s in self.samplers:
-            s.start()
+            s.thread.start()
         self._spawn_scheduler()
         if self._timeout is not None:
-            self._watch_wakeup = Wakeup()
-            self._watch = threading.Thread(target=self._watch_loop, args=(self._watch_wakeup,),
-                                           name="sampling-watchdog", daemon=True)
+            self._watch = LoopThread("sampling-watchdog", self._watch_step)
             self._watch.start()
 
     def _spawn_scheduler(self) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(self._generation,),
-                                        name="scheduler", daemon=True)
-        self._thread.start()
+        generation = self._generation
+        self._scheduler = LoopThread("scheduler", lambda: self._schedule(generation))
+        self._scheduler.start()
 
     def stop(self) -> None:
         """Stop sampling; waits at most a few seconds in all, never on a blocked read."""
-        self._stopping = True
         with self._lock:  # scrapes waiting for a round get the last one
+            self._stopping = True  # under the lock: no scheduler is spawned after this
             for waiting in (self._wanted, self._serving):
                 if waiting is not None:
                     waiting.set()
-        for s in self.samplers:
-            s.stop()
-        if self._wakeup is not None:
-            self._wakeup.wake()
-        if self._watch_wakeup is not None:
-            self._watch_wakeup.wake()
+        threads = [t for t in (self._scheduler, self._watch) if t is not None]
+        threads += [s.thread for s in self.samplers]
+        for thread in threads:
+            thread.stop(0.0)  # all end together; then wait for them 2 s in all
         deadline = time.monotonic() + 2.0
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._watch is not None and self._watch_wakeup is not None:
-            self._watch.join(max(0.05, deadline - time.monotonic()))
-            if not self._watch.is_alive():
-                self._watch_wakeup.close()
-        for s in self.samplers:
-            s.join(max(0.05, deadline - time.monotonic()))
+        for thread in threads:
+            if not thread.stop(max(0.05, deadline - time.monotonic())):
+                log.warning("thread %s did not stop within 2s; its run ends alone", thread.name)
         if self._deadline is not None:
             self._deadline.close()
-        if self._wakeup is not None and not (self._thread and self._thread.is_alive()):
-            self._wakeup.close()  # a late wake from a stuck sampler is then a no-op
 
     def exposition(self) -> bytes:
         """The board's metrics as exposition text: the last rendering once started.
@@ -302,9 +249,9 @@ class ScrapeRunner:
                 if self._wanted is None:
                     self._wanted = threading.Event()
                 wanted = self._wanted
-            wakeup = self._wakeup
-            if wakeup is not None:
-                wakeup.wake()
+            scheduler = self._scheduler
+            if scheduler is not None:
+                scheduler.wake()
             # The watchdog gives a stuck round up within 1.5 x timeout and a fresh
             # scheduler serves this scrape: with the default 5 s, before Prometheus's
             # default 10 s scrape timeout.
@@ -315,7 +262,8 @@ class ScrapeRunner:
         """Whether sampling goes on: the scheduler is alive and ran a round lately."""
         if not self._started:
             return True, "not sampling in the background"
-        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+        scheduler = self._scheduler
+        if scheduler is not None and not scheduler.alive and not self._stopping:
             return False, "the sampling scheduler thread has ended"
         idle = time.monotonic() - self.heartbeat
         if idle > self.stall_after:
@@ -326,9 +274,9 @@ class ScrapeRunner:
         """Called by a background sampler after each sample: render it soon (on
         demand: at the next scrape)."""
         self._dirty = True
-        wakeup = self._wakeup
-        if wakeup is not None and not self._on_demand:
-            wakeup.wake()
+        scheduler = self._scheduler
+        if scheduler is not None and not self._on_demand:
+            scheduler.wake()
 
     def _late(self, collector: Collector, outcome: Outcome) -> None:
         """A run given up on returned at last: serve its result from now on."""
@@ -340,60 +288,61 @@ class ScrapeRunner:
                 slot.latest = (outcome, time.time())
         self._sampled()
 
-    def _loop(self, generation: int) -> None:
-        wakeup = self._wakeup
-        assert wakeup is not None
-        while not self._stopping and generation == self._generation:
-            wanted = None
-            if self._on_demand:
-                with self._lock:
-                    wanted, self._wanted = self._wanted, None
-                    self._serving = wanted
-            try:
-                if wanted is not None or not self._on_demand:
-                    self._round(generation)
-                else:
-                    self.heartbeat = time.monotonic()  # idle, not stalled
-            except Exception:  # never let one bad round end sampling for good
-                log.exception("sampling round failed")
-            if generation != self._generation:
-                return  # given up on while stuck: a fresh scheduler thread took over
-            if wanted is not None:
-                with self._lock:
-                    self._serving = None
-                wanted.set()
-            wakeup.sleep(self._until_next_due())
+    def _schedule(self, generation: int) -> Optional[float]:
+        """A scheduler step: a round if due (on demand: if wanted); seconds to the next."""
+        wanted = None
+        if self._on_demand:
+            with self._lock:
+                wanted, self._wanted = self._wanted, None
+                self._serving = wanted
+        try:
+            if wanted is not None or not self._on_demand:
+                self._round(generation)
+            else:
+                self.heartbeat = time.monotonic()  # idle, not stalled
+        except Exception:  # never let one bad round end sampling for good
+            log.exception("sampling round failed")
+        if generation != self._generation:
+            return None  # given up on (and stopped) while stuck: a fresh thread took over
+        if wanted is not None:
+            with self._lock:
+                self._serving = None
+            wanted.set()
+        return self._until_next_due()
 
-    def _watch_loop(self, wakeup: Wakeup) -> None:
+    def _watch_step(self) -> float:
         """Give up on a scheduler thread stuck in one collector run; start a fresh one."""
         timeout = self._timeout
         assert timeout is not None
-        while not self._stopping:
-            wakeup.sleep(timeout / 2)
-            with self._lock:
-                current = self._current
-                if self._stopping or current is None or (
-                        time.monotonic() - current[1] <= timeout):
-                    continue
-                self._generation += 1
-                self._current = None
-                # The scrapes the stuck round served wait for the fresh thread's round.
-                serving, self._serving = self._serving, None
-                if serving is not None:
-                    if self._wanted is None:
-                        self._wanted = serving
-                    else:
-                        serving.set()  # the next round is wanted anyway: serve now
-            slot, started = current
-            name = slot.collector.name
-            mark_stuck(name, started)
-            self._given_up[name] = self._given_up.get(name, 0) + 1
-            outcome = timed_out(timeout)
-            self.errors.note(name, outcome)
-            slot.latest = (outcome, time.time())
-            slot.due = time.monotonic() + slot.interval
-            self._dirty = True
-            self._spawn_scheduler()
+        with self._lock:
+            current = self._current
+            if self._stopping or current is None or (
+                    time.monotonic() - current[1] <= timeout):
+                return timeout / 2
+            if self._scheduler is not None:  # stopped before the generation moves on
+                self._scheduler.stop(0.0)  # it ends (closing its pipe) when its run returns
+            self._generation += 1
+            self._current = None
+            # The scrapes the stuck round served wait for the fresh thread's round.
+            serving, self._serving = self._serving, None
+            if serving is not None:
+                if self._wanted is None:
+                    self._wanted = serving
+                else:
+                    serving.set()  # the next round is wanted anyway: serve now
+        slot, started = current
+        name = slot.collector.name
+        mark_stuck(name, started)
+        self._given_up[name] = self._given_up.get(name, 0) + 1
+        outcome = timed_out(timeout)
+        self.errors.note(name, outcome)
+        slot.latest = (outcome, time.time())
+        slot.due = time.monotonic() + slot.interval
+        self._dirty = True
+        with self._lock:
+            if not self._stopping:
+                self._spawn_scheduler()
+        return timeout / 2
 
     def _round(self, generation: Optional[int]) -> None:
         """Run the due collectors and render if anything changed.

@@ -51,6 +51,8 @@ class _Worker:
         self.wakeup = Wakeup()
         self._on_late = on_late
         self._lock = lock
+        # Not a LoopThread: it blocks on its queue, its pipe wakes the caller, and an
+        # abandoned worker ends after its late run, unasked.
         self.thread = threading.Thread(target=self._loop, name="collector-worker",
                                        daemon=True)
         self.thread.start()

@@ -399,6 +399,28 @@ def test_stopping_during_a_blocked_background_run_leaks_no_fds(
         wait_for(lambda b=blocking: b.entered == 1, "the run to block")
         runner.stop()  # gives up waiting on the blocked run
         release.set()
-        wait_for(lambda r=runner: not r.samplers[0]._thread.is_alive(), "the run to end")
+        wait_for(lambda r=runner: not r.samplers[0].thread.alive, "the run to end")
         release.clear()
+    assert len(os.listdir("/proc/self/fd")) <= fds
+
+
+def test_stopping_while_the_scheduler_is_blocked_leaks_no_fds(
+        release: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
+    """A stop that gives up on a scheduler blocked in a read: its pipe closes when the read
+    returns (it used to stay open for good)."""
+    def ours() -> list:
+        return [t for t in threading.enumerate()
+                if t.name in ("scheduler", "sampling-watchdog", "collector-worker")]
+
+    wait_for(lambda: not ours(), "earlier tests' threads to end")
+    fds = len(os.listdir("/proc/self/fd"))
+    blocking = Blocking(release, block_from=2)  # the start-up round returns, the next blocks
+    runner = ScrapeRunner([blocking], SnapshotSource({}), {"blocking": 0.05}, timeout=HANG)
+    runner.start()
+    wait_for(lambda: blocking.entered == 2, "the scheduler's run to block")
+    runner.stop()  # gives up waiting on the blocked run
+    assert "thread scheduler did not stop within 2s; its run ends alone" in [
+        r.getMessage() for r in caplog.records]
+    release.set()
+    wait_for(lambda: not ours(), "the blocked run to return and its thread to end")
     assert len(os.listdir("/proc/self/fd")) <= fds

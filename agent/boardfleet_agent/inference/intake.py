@@ -23,6 +23,8 @@ class UdpIntake:
         self.bound: Optional[Tuple[str, int]] = None
         self._sock: Optional[socket.socket] = None
         self._stopping = False
+        # Not a LoopThread: it blocks in recv, woken by a datagram to itself; polling a
+        # pipe as well would cost a syscall per datagram.
         self._thread = threading.Thread(target=self._loop, name="statsd", daemon=True)
 
     def start(self) -> bool:

@@ -17,7 +17,7 @@ import threading
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
-from boardfleet_agent.wakeup import Wakeup
+from boardfleet_agent.threads import LoopThread
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -229,22 +229,14 @@ class LogTailer:
         self.files = list(files)
         self.stats = stats
         self.interval = interval
-        self._stopping = False
-        self._wakeup: Optional[Wakeup] = None  # created by start()
-        self._thread = threading.Thread(target=self._loop, name="logtail", daemon=True)
+        self._thread = LoopThread("logtail", self._poll)
 
     def start(self) -> None:
         if self.files:
-            self._wakeup = Wakeup()
             self._thread.start()
 
     def stop(self) -> None:
-        self._stopping = True
-        if self._wakeup is not None:
-            self._wakeup.wake()
-            self._thread.join(2.0)
-            if not self._thread.is_alive():
-                self._wakeup.close()
+        self._thread.stop(2.0)
         for follower, _, _ in self.files:
             follower.close()
 
@@ -262,9 +254,6 @@ class LogTailer:
                 if values:
                     self.stats.update(model, values)
 
-    def _loop(self) -> None:
-        wakeup = self._wakeup
-        assert wakeup is not None
-        while not self._stopping:
-            self.poll_once()
-            wakeup.sleep(self.interval)
+    def _poll(self) -> float:
+        self.poll_once()
+        return self.interval
