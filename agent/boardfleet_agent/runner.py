@@ -23,10 +23,11 @@ sampling up: quick collectors run on a worker with that deadline
 interval plus the timeout is reported stuck, and either way the collector is served
 as failed with no families while ``board_collector_last_success_timestamp_seconds``
 stops advancing. A scrape waits for a round at most ``1.5 * timeout + 1`` seconds. The
-scheduler survives any exception and beats a heartbeat that ``/-/healthy`` checks,
-also when no one scrapes. Intervals and durations use the monotonic clock and
-sleeps use :class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall
-nor spin the samplers; only the exported timestamps are wall-clock time.
+scheduler survives any exception; ``/-/healthy`` fails when it made no round for long
+(on demand: when a scrape waited long for one; an agent no one scrapes sleeps).
+Intervals and durations use the monotonic clock and sleeps use
+:class:`~boardfleet_agent.wakeup.Wakeup`, so wall-clock jumps neither stall nor spin
+the samplers; only the exported timestamps are wall-clock time.
 """
 
 import copy
@@ -192,6 +193,7 @@ class ScrapeRunner:
         # Set when the round a scrape waits for is rendered; None: no scrape waits.
         self._wanted: Optional[threading.Event] = None
         self._serving: Optional[threading.Event] = None  # the round running now
+        self._asked_since: Optional[float] = None  # monotonic: a scrape has waited since
         self._rendered = b""
         self._dirty = False
         self._started = False
@@ -207,7 +209,8 @@ class ScrapeRunner:
         for s in self.samplers:
             s.thread.start()
         self._spawn_scheduler()
-        if self._timeout is not None:
+        if self._timeout is not None and not self._on_demand:
+            # On demand, the scrape waiting for a round watches it (exposition()).
             self._watch = LoopThread("sampling-watchdog", self._watch_step)
             self._watch.start()
 
@@ -248,23 +251,39 @@ class ScrapeRunner:
             with self._lock:
                 if self._wanted is None:
                     self._wanted = threading.Event()
+                    if self._asked_since is None:
+                        self._asked_since = time.monotonic()
                 wanted = self._wanted
             scheduler = self._scheduler
             if scheduler is not None:
                 scheduler.wake()
-            # The watchdog gives a stuck round up within 1.5 x timeout and a fresh
-            # scheduler serves this scrape: with the default 5 s, before Prometheus's
-            # default 10 s scrape timeout.
-            wanted.wait(1.5 * (self._timeout or 5.0) + 1)
+            # The waiting scrape is the watchdog (no thread wakes while no one scrapes):
+            # every timeout/2 it looks whether the round overran and gives it up, and a
+            # fresh scheduler serves the scrape, within 1.5 x timeout: with the default
+            # 5 s, before Prometheus's default 10 s scrape timeout.
+            timeout = self._timeout or 5.0
+            deadline = time.monotonic() + 1.5 * timeout + 1
+            while not wanted.wait(max(0.0, min(timeout / 2, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    break
+                if self._timeout is not None:
+                    self._give_up_if_stuck()
         return self._rendered
 
     def healthy(self) -> Tuple[bool, str]:
-        """Whether sampling goes on: the scheduler is alive and ran a round lately."""
+        """Whether sampling goes on: the scheduler is alive and ran a round lately (on
+        demand: no scrape has waited for a round for long)."""
         if not self._started:
             return True, "not sampling in the background"
         scheduler = self._scheduler
         if scheduler is not None and not scheduler.alive and not self._stopping:
             return False, "the sampling scheduler thread has ended"
+        if self._on_demand:
+            since = self._asked_since
+            waited = 0.0 if since is None else time.monotonic() - since
+            if waited > self.stall_after:
+                return False, "no sampling round for %.0fs: a scrape waits for one" % waited
+            return True, "sampling"
         idle = time.monotonic() - self.heartbeat
         if idle > self.stall_after:
             return False, "no sampling round for %.0fs" % idle
@@ -298,8 +317,6 @@ class ScrapeRunner:
         try:
             if wanted is not None or not self._on_demand:
                 self._round(generation)
-            else:
-                self.heartbeat = time.monotonic()  # idle, not stalled
         except Exception:  # never let one bad round end sampling for good
             log.exception("sampling round failed")
         if generation != self._generation:
@@ -307,10 +324,18 @@ class ScrapeRunner:
         if wanted is not None:
             with self._lock:
                 self._serving = None
+                # A scrape that asked during the round waits from about now.
+                self._asked_since = None if self._wanted is None else time.monotonic()
             wanted.set()
         return self._until_next_due()
 
     def _watch_step(self) -> float:
+        """The watchdog thread's step (not on demand): look every timeout/2."""
+        assert self._timeout is not None
+        self._give_up_if_stuck()
+        return self._timeout / 2
+
+    def _give_up_if_stuck(self) -> None:
         """Give up on a scheduler thread stuck in one collector run; start a fresh one."""
         timeout = self._timeout
         assert timeout is not None
@@ -318,7 +343,7 @@ class ScrapeRunner:
             current = self._current
             if self._stopping or current is None or (
                     time.monotonic() - current[1] <= timeout):
-                return timeout / 2
+                return
             if self._scheduler is not None:  # stopped before the generation moves on
                 self._scheduler.stop(0.0)  # it ends (closing its pipe) when its run returns
             self._generation += 1
@@ -342,7 +367,6 @@ class ScrapeRunner:
         with self._lock:
             if not self._stopping:
                 self._spawn_scheduler()
-        return timeout / 2
 
     def _round(self, generation: Optional[int]) -> None:
         """Run the due collectors and render if anything changed.
@@ -403,10 +427,8 @@ class ScrapeRunner:
 
     def _until_next_due(self) -> Optional[float]:
         if self._on_demand:
-            # Idle until a scrape wakes it, beating the heartbeat now and then.
-            if self._wanted is not None:
-                return 0.0
-            waits = [time.monotonic() + self.stall_after / 3]
+            # Idle until a scrape wakes it.
+            return 0.0 if self._wanted is not None else None
         else:
             waits = [s.due for s in self.quick]
             # While a background run is going, look again soon to see it overrun.

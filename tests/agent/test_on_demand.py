@@ -133,16 +133,43 @@ def test_a_blocked_collector_is_given_up_and_scrapes_still_answer() -> None:
         runner.stop()
 
 
-def test_the_scheduler_beats_its_heartbeat_while_no_one_scrapes() -> None:
-    runner = ScrapeRunner([Good({})], SnapshotSource({}), on_demand=True)
+def test_an_idle_agent_starts_no_watchdog_and_stays_healthy() -> None:
+    runner = ScrapeRunner([Good({})], SnapshotSource({}), timeout=5.0, on_demand=True)
     runner.stall_after = 0.3
     runner.start()
     try:
-        before = runner.heartbeat
-        wait_for(lambda: runner.heartbeat > before, "an idle heartbeat")
+        # The waiting scrape watches a round: no watchdog thread, no wakes while idle.
+        assert "sampling-watchdog" not in [t.name for t in threading.enumerate()]
+        time.sleep(2 * runner.stall_after)  # no scrape, no round: not a stall
         assert runner.healthy() == (True, "sampling")
     finally:
         runner.stop()
+
+
+def test_a_scrape_left_waiting_fails_health_until_served() -> None:
+    counting = Counting({})
+    # No timeout: nothing gives the blocked round up.
+    runner = ScrapeRunner([counting], SnapshotSource({}), interval=0.05, on_demand=True)
+    runner.start()
+    runner.stall_after = 0.3
+    scraper = None
+    try:
+        counting.gate.clear()
+        counting.entered.clear()
+        runner.quick[0].due = 0.0
+        scraper = threading.Thread(target=runner.exposition)
+        scraper.start()
+        assert counting.entered.wait(HANG)
+        wait_for(lambda: not runner.healthy()[0], "health to fail")
+        assert "a scrape waits for one" in runner.healthy()[1]
+        counting.gate.set()
+        scraper.join(HANG)
+        assert runner.healthy() == (True, "sampling")
+    finally:
+        counting.gate.set()
+        runner.stop()
+        if scraper is not None:
+            scraper.join(HANG)
 
 
 def test_stopping_releases_a_scrape_waiting_for_a_round() -> None:
