@@ -206,6 +206,8 @@ class ScrapeRunner:
             return
         self._started = True
         self._round(None)
+        if self._deadline is not None:
+            self._deadline.close()  # its worker served the start-up round only
         for s in self.samplers:
             s.thread.start()
         self._spawn_scheduler()
