@@ -1,9 +1,10 @@
 """The HTTP endpoint: ``/metrics``, a landing page and ``/-/healthy``.
 
-A small HTTP/1.1 server on ``socket`` and a thread per connection being served:
-``http.server`` (with ``http.client``, ``email`` and ``socketserver``) cost 8-9 MiB of
-RSS and most of a scrape's CPU outside the collectors (issue 18). ``ssl`` is imported
-only by a web config that configures TLS.
+A small HTTP/1.1 server on ``socket`` and a thread per connection being served.
+``http.server`` (with ``http.client``, ``email`` and ``socketserver``) cost the served
+agent 2-3 MiB of RSS and twice this server's CPU per request, and woke it twice a
+second (issue 18, benchmarks/RESULTS.md). ``ssl`` is imported only by a web config
+that configures TLS, ``hashlib`` only by one with users.
 """
 
 import contextlib
@@ -65,7 +66,8 @@ class HeadLimitExceeded(Exception):
 
 def read_head(sock: socket.socket, buf: bytes) -> Tuple[Optional[bytes], bytes]:
     """The next request head from ``sock`` after ``buf`` (what the last request left),
-    and the bytes after it; (None, b"") if the client closes or idles out first.
+    without its last line end, and the bytes after it; (None, b"") if the client
+    closes or idles out first.
 
     Reads are bounded in size and time: a socket timeout alone would let a client
     trickle one byte per timeout for ever, so each recv is given only the time left.
@@ -78,7 +80,8 @@ def read_head(sock: socket.socket, buf: bytes) -> Tuple[Optional[bytes], bytes]:
         start = len(buf) - len(buf.lstrip(b"\r\n"))
         end = HEAD_END.search(buf, max(start, scanned - 2))
         if end is not None and end.start() <= MAX_REQUEST_HEAD:
-            return buf[start:end.start()], buf[end.end():]
+            head = buf[start:end.start()]  # up to the last line's LF
+            return head[:-1] if head.endswith(b"\r") else head, buf[end.end():]
         if end is not None or len(buf) > MAX_REQUEST_HEAD:
             raise HeadLimitExceeded(431, "request head larger than %d bytes"
                                     % MAX_REQUEST_HEAD)
