@@ -383,3 +383,22 @@ def test_serving_on_python38(py38_path: str) -> None:
     python, site = py38_path.split(os.pathsep)
     assert _serve_once(python, site + os.pathsep + str(REPO / "agent")) == [
         "HTTP/1.1 200 OK True", ""]
+
+
+def test_server_close_without_shutdown_stops_serving() -> None:
+    srv = MetricsServer(("127.0.0.1", 0), bytes, "generic")
+    t = srv.serve_in_thread()
+    srv.server_close()
+    t.join(HANG)
+    assert not t.is_alive()
+
+
+def test_closing_twice_writes_to_no_reused_descriptor(tmp_path) -> None:
+    srv = MetricsServer(("127.0.0.1", 0), bytes, "generic")
+    srv.serve_in_thread()
+    srv.shutdown()
+    srv.server_close()
+    with open(tmp_path / "f", "wb"):  # may take the wake-up pipe's old number
+        srv.shutdown()
+        srv.server_close()
+    assert (tmp_path / "f").read_bytes() == b""

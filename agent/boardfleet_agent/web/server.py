@@ -198,16 +198,20 @@ class MetricsServer:
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` and wait until it has returned."""
         self._stop = True
-        with contextlib.suppress(OSError):  # closed, or full of earlier wake-ups
-            os.write(self._wake_w, b"x")
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError):  # full of earlier wake-ups
+                os.write(self._wake_w, b"x")
         self._stopped.wait()
 
     def server_close(self) -> None:
-        """Close the listening socket and the connections waiting or being served."""
+        """Stop serving, close the listening socket and the connections waiting or being
+        served."""
+        self.shutdown()
         self.socket.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if self._wake_w >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1  # a number the next open may reuse
         with self._slots:
             while self._waiting:
                 _close(self._waiting.popleft()[0])
