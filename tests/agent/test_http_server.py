@@ -4,6 +4,7 @@ Requests go over raw sockets, so that what the server sends (status lines, heade
 when it closes) is seen as sent.
 """
 
+import contextlib
 import email.utils
 import gzip
 import itertools
@@ -402,3 +403,30 @@ def test_closing_twice_writes_to_no_reused_descriptor(tmp_path) -> None:
         srv.shutdown()
         srv.server_close()
     assert (tmp_path / "f").read_bytes() == b""
+
+
+def test_past_the_caps_a_connection_waits_and_past_the_queue_is_refused_and_logged(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(server_mod, "MAX_PER_CLIENT", 1)
+    monkeypatch.setattr(server_mod, "MAX_WAITING", 1)
+    srv = MetricsServer(("127.0.0.1", 0), lambda: BODY, "generic")
+    srv.serve_in_thread()
+    port = srv.server_address[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG) as first:
+            first.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert read_response(first.makefile("rb")).status == 200  # type: ignore[union-attr]
+            waiting = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+            waiting.sendall(CLOSING)
+            with socket.create_connection(("127.0.0.1", port), timeout=HANG) as refused, \
+                    contextlib.suppress(ConnectionResetError):
+                assert refused.recv(100) == b""
+            assert srv.refused == 1
+            assert any("refusing connections: 1 handled (1 from 127.0.0.1), 1 waiting"
+                       in r.getMessage() for r in caplog.records)
+        # The first connection closed: its thread takes the waiting one.
+        with waiting:
+            assert read_response(waiting.makefile("rb")).body == BODY  # type: ignore[union-attr]
+    finally:
+        srv.shutdown()
+        srv.server_close()
