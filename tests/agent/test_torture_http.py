@@ -154,7 +154,7 @@ def test_tls_client_that_never_handshakes_is_dropped_quietly(
                    timeout=60)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
-    monkeypatch.setattr(server_mod._Handler, "timeout", 0.5)
+    monkeypatch.setattr(server_mod, "HEAD_TIMEOUT", 0.5)  # for the handshake
     srv = MetricsServer(("127.0.0.1", 0), lambda: BODY, "generic", WebConfig(ctx))
     srv.serve_in_thread()
     try:

@@ -1,32 +1,28 @@
 """The HTTP endpoint: ``/metrics``, a landing page and ``/-/healthy``.
 
-``ssl`` (about 5 MiB of RSS) is imported only when the web config configures TLS.
-``http.server`` imports ``http.client``, which imports ``ssl`` for HTTPS *clients*; the
-agent is none, so unless something imported ``ssl`` already, ``http.client`` is loaded
-here without it (it then lacks ``HTTPSConnection``; ``ssl`` itself stays importable).
+A small HTTP/1.1 server on ``socket`` and a thread per connection being served.
+``http.server`` (with ``http.client``, ``email`` and ``socketserver``) cost the served
+agent 2-3 MiB of RSS and twice this server's CPU per request, and woke it twice a
+second (issue 18, benchmarks/RESULTS.md). ``ssl`` is imported only by a web config
+that configures TLS, ``hashlib`` only by one with users.
 """
 
+import contextlib
+import errno
 import logging
+import os
+import select
 import socket
-import sys
 import threading
 import time
 import zlib
 from collections import deque
-
-if "ssl" not in sys.modules and "http.client" not in sys.modules:
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import http.client  # noqa: F401
-    finally:
-        del sys.modules["ssl"]
-
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
 
 from boardfleet_agent import __version__
 from boardfleet_agent.exposition import CONTENT_TYPE
 from boardfleet_agent.web.config import WebConfig
+from boardfleet_agent.web.request import HEAD_END, BadRequest, Request, parse_head
 
 log = logging.getLogger("boardfleet.agent")
 
@@ -38,80 +34,73 @@ LANDING = """<!doctype html>
 <p>Platform: %s</p>
 <p><a href="/metrics">Metrics</a></p></body></html>
 """
-
+SERVER = "boardfleet-agent/" + __version__
+TEXT = "text/plain; charset=utf-8"
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 429: "Too Many Requests",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable", 505: "HTTP Version Not Supported"}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
 
 # What a board can afford to give HTTP clients (the listen address defaults to 0.0.0.0):
 MAX_CONNECTIONS = 32  # handler threads at once
 MAX_PER_CLIENT = 8  # of those, for one client address
 MAX_WAITING = 64  # accepted connections waiting for a handler; more are closed at once
 MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers
-HEAD_TIMEOUT = 10.0  # seconds to send them, once a request has begun
+HEAD_TIMEOUT = 10.0  # seconds to send them once a request has begun, or to shake hands
 IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may wait for its next request
+BACKLOG = 128  # listen backlog: bursts of connects are not SYN-retried
+
+Address = Tuple[Any, ...]  # (host, port), or IPv6's (host, port, flowinfo, scope_id)
 
 
 class HeadLimitExceeded(Exception):
-    """A client sent too large or too slow a request head."""
+    """A client sent too large (431) or too slow (408) a request head."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
 
 
-class _HeadReader:
-    """``rfile`` for a handler: request heads bounded in size and time.
+def read_head(sock: socket.socket, buf: bytes) -> Tuple[Optional[bytes], bytes]:
+    """The next request head from ``sock`` after ``buf`` (what the last request left),
+    without its last line end, and the bytes after it; (None, b"") if the client
+    closes or idles out first.
 
-    ``BaseHTTPRequestHandler`` would buffer up to 100 header lines of 64 KB each, and
-    a socket timeout alone lets a client trickle one byte per timeout for ever. Reads
-    here come from the socket in chunks, each recv given only the time left.
+    Reads are bounded in size and time: a socket timeout alone would let a client
+    trickle one byte per timeout for ever, so each recv is given only the time left.
+    Empty lines before a request line are skipped (RFC 9112, 2.2).
     """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-        self.budget = MAX_REQUEST_HEAD
-        self.deadline = 0.0
-        self._started = False
-
-    def next_request(self) -> None:
-        """Reset the limits: the next request may start within the idle timeout."""
-        self.budget = MAX_REQUEST_HEAD
-        self.deadline = time.monotonic() + IDLE_TIMEOUT
-        self._started = False
-
-    def _fill(self) -> bool:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise HeadLimitExceeded("request head not sent in time")
-        self.sock.settimeout(left)
+    now = time.monotonic()
+    deadline = now + (HEAD_TIMEOUT if buf else IDLE_TIMEOUT)
+    scanned = 0
+    while True:
+        start = len(buf) - len(buf.lstrip(b"\r\n"))
+        end = HEAD_END.search(buf, max(start, scanned - 2))
+        if end is not None and end.start() <= MAX_REQUEST_HEAD:
+            head = buf[start:end.start()]  # up to the last line's LF
+            return head[:-1] if head.endswith(b"\r") else head, buf[end.end():]
+        if end is not None or len(buf) > MAX_REQUEST_HEAD:
+            raise HeadLimitExceeded(431, "request head larger than %d bytes"
+                                    % MAX_REQUEST_HEAD)
+        scanned = len(buf)
+        left = deadline - time.monotonic()
         try:
-            chunk = self.sock.recv(4096)
+            if left <= 0:
+                raise socket.timeout
+            sock.settimeout(left)
+            chunk = sock.recv(4096)
         except socket.timeout:
-            raise HeadLimitExceeded("request head not sent in time") from None
-        if chunk and not self._started:
-            self._started = True
-            self.deadline = min(self.deadline, time.monotonic() + HEAD_TIMEOUT)
-        self.budget -= len(chunk)
-        if self.budget < 0:
-            raise HeadLimitExceeded("request head larger than %d bytes" % MAX_REQUEST_HEAD)
-        self.buf += chunk
-        return bool(chunk)
-
-    def readline(self, limit: int = -1) -> bytes:
-        while b"\n" not in self.buf and (limit < 0 or len(self.buf) < limit):
-            if not self._fill():
-                break
-        end = self.buf.find(b"\n") + 1 or len(self.buf)
-        if limit >= 0:
-            end = min(end, limit)
-        line, self.buf = self.buf[:end], self.buf[end:]
-        return line
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buf) < n:
-            if not self._fill():
-                break
-        n = len(self.buf) if n < 0 else n
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def close(self) -> None:
-        pass
+            if buf:
+                raise HeadLimitExceeded(408, "request head not sent in time") from None
+            return None, b""
+        if not chunk:
+            return None, b""
+        if not buf:
+            deadline = min(deadline, time.monotonic() + HEAD_TIMEOUT)
+        buf += chunk
 
 
 def accepts_gzip(header: str) -> bool:
@@ -135,30 +124,124 @@ def gzip(body: bytes) -> bytes:
     return z.compress(body) + z.flush()
 
 
-class MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # listen backlog: bursts of connects are not SYN-retried
+def http_date(t: Optional[float] = None) -> str:
+    """An IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), not depending on the locale."""
+    g = time.gmtime(t)
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[g.tm_wday], g.tm_mday, _MONTHS[g.tm_mon - 1], g.tm_year, g.tm_hour,
+        g.tm_min, g.tm_sec)
+
+
+class MetricsServer:
+    """Serves the agent's endpoints on ``addr`` once :meth:`serve_forever` runs.
+
+    ``render``, ``platform``, ``web`` and ``health`` may be replaced while serving (a
+    reload); each request reads them afresh.
+    """
 
     def __init__(self, addr: Tuple[str, int], render: Callable[[], bytes],
                  platform: str, web: Optional[WebConfig] = None,
                  health: Optional[Callable[[], Tuple[bool, str]]] = None) -> None:
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        # Before binding: a bind that fails calls server_close, which reads these.
-        self._slots = threading.Lock()
-        self._open: Dict[str, int] = {}  # connections being handled, per client address
-        # Accepted connections waiting for a handler thread: (socket, address, since).
-        self._waiting: Deque[Tuple[socket.socket, Tuple[str, int], float]] = deque()
-        super().__init__(addr, _Handler)
         self.render = render
         self.platform = platform
         self.web = web or WebConfig()
         self.health = health or (lambda: (True, "ok"))
         self.refused = 0  # connections closed at once: too many waiting
         self._refusal_logged = 0.0
+        self._slots = threading.Lock()
+        self._open: Dict[str, int] = {}  # connections being handled, per client address
+        self._active: Set[socket.socket] = set()  # and their sockets
+        # Accepted connections waiting for a handler thread: (socket, address, since).
+        self._waiting: Deque[Tuple[socket.socket, Address, float]] = deque()
+        self._stop = False
+        self._stopped = threading.Event()  # set while serve_forever is not running
+        self._stopped.set()
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind(addr)
+            self.socket.listen(BACKLOG)
+            self.socket.setblocking(False)
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_address: Address = self.socket.getsockname()
+        # serve_forever sleeps in poll() on the socket and this pipe, which shutdown
+        # writes to: no periodic wake-ups while nobody connects.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown`."""
+        self._stopped.clear()
+        try:
+            poller = select.poll()
+            poller.register(self.socket, select.POLLIN)
+            poller.register(self._wake_r, select.POLLIN)
+            while not self._stop:
+                ready = [fd for fd, _ in poller.poll()]
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+                elif not self._stop:
+                    self._accept()
+        finally:
+            self._stop = False
+            self._stopped.set()
+
+    def serve_in_thread(self) -> threading.Thread:
+        self._stopped.clear()  # a shutdown right after this waits for the thread
+        t = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        t.start()
+        return t
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait until it has returned."""
+        self._stop = True
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError):  # full of earlier wake-ups
+                os.write(self._wake_w, b"x")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        """Stop serving, close the listening socket and the connections waiting or being
+        served."""
+        self.shutdown()
+        self.socket.close()
+        if self._wake_w >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1  # a number the next open may reuse
+        with self._slots:
+            while self._waiting:
+                _close(self._waiting.popleft()[0])
+            for sock in self._active:  # their handler threads then close them
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # not TLS's override
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, addr = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.debug("cannot accept a connection: %s", e)
+                    time.sleep(0.1)  # the backlog stays readable: do not spin on it
+                return
+            # Without this, Nagle and the client's delayed ACK can hold a response's
+            # last segment back 40 ms on a kept-alive connection.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ctx = self.web.ssl_context
+            if ctx is not None:
+                # The handshake runs in the handler's thread, so a slow client cannot
+                # stall the accept loop.
+                sock = ctx.wrap_socket(sock, server_side=True,
+                                       do_handshake_on_connect=False)
+            self.process_request(sock, addr)
+
+    def process_request(self, sock: socket.socket, addr: Address) -> None:
         """Hand the connection to a handler thread, or queue it while none is free.
 
         At most MAX_CONNECTIONS handler threads run, MAX_PER_CLIENT for one address;
@@ -167,15 +250,15 @@ class MetricsServer(ThreadingHTTPServer):
         many connections open does not lock the scraper out.
         """
         with self._slots:
-            if not self._free_for(client_address[0]):
+            if not self._free_for(addr[0]):
                 if len(self._waiting) < MAX_WAITING:
-                    self._waiting.append((request, client_address, time.monotonic()))
+                    self._waiting.append((sock, addr, time.monotonic()))
                     return
-                self._refuse(client_address[0])
-                self.shutdown_request(request)
+                self._refuse(addr[0])
+                _close(sock)
                 return
-            self._open[client_address[0]] = self._open.get(client_address[0], 0) + 1
-        threading.Thread(target=self._handle_then_next, args=(request, client_address),
+            self._open[addr[0]] = self._open.get(addr[0], 0) + 1
+        threading.Thread(target=self._handle_then_next, args=(sock, addr),
                          name="http-handler", daemon=True).start()
 
     def _free_for(self, host: str) -> bool:
@@ -191,11 +274,11 @@ class MetricsServer(ThreadingHTTPServer):
                         "refused so far", sum(self._open.values()), self._open.get(host, 0),
                         host, len(self._waiting), self.refused)
 
-    def _handle_then_next(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def _handle_then_next(self, sock: socket.socket, addr: Address) -> None:
         while True:
-            self.process_request_thread(request, client_address)
+            self._serve(sock, addr)
             with self._slots:
-                host = client_address[0]
+                host = addr[0]
                 left = self._open.get(host, 1) - 1
                 if left > 0:
                     self._open[host] = left
@@ -204,10 +287,10 @@ class MetricsServer(ThreadingHTTPServer):
                 picked = self._next_waiting()
                 if picked is None:
                     return
-                request, client_address = picked
-                self._open[client_address[0]] = self._open.get(client_address[0], 0) + 1
+                sock, addr = picked
+                self._open[addr[0]] = self._open.get(addr[0], 0) + 1
 
-    def _next_waiting(self) -> Optional[Tuple[socket.socket, Tuple[str, int]]]:
+    def _next_waiting(self) -> Optional[Tuple[socket.socket, Address]]:
         """The waiting connection to serve next (under ``_slots``), dropping stale ones."""
         now = time.monotonic()
         best = None
@@ -226,118 +309,116 @@ class MetricsServer(ThreadingHTTPServer):
             picked = (sock, addr)
         for w in stale:
             self._waiting.remove(w)
-            self.shutdown_request(w[0])
+            _close(w[0])
         return picked
 
-    def server_close(self) -> None:
-        super().server_close()
+    def _serve(self, sock: socket.socket, addr: Address) -> None:
+        """Answer the requests of one connection until it closes, idles or errs."""
+        host = addr[0]
         with self._slots:
-            while self._waiting:
-                self.shutdown_request(self._waiting.popleft()[0])
-
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        log.debug("connection from %s failed", client_address[0], exc_info=True)
-
-    def get_request(self):  # type: ignore[no-untyped-def]
-        sock, addr = self.socket.accept()
-        # Headers and body leave as separate writes; without this, Nagle and the
-        # client's delayed ACK hold the body back 40 ms on a kept-alive connection.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.web.ssl_context is not None:
-            # The handshake runs in the handler's thread, so a slow client cannot
-            # stall the accept loop.
-            sock = self.web.ssl_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def serve_in_thread(self) -> threading.Thread:
-        t = threading.Thread(target=self.serve_forever, name="http", daemon=True)
-        t.start()
-        return t
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: MetricsServer
-    server_version = "boardfleet-agent/" + __version__
-    # Keep-alive, as Prometheus scrapes: no TCP (and TLS) handshake per scrape. Every
-    # response carries Content-Length; an idle connection is closed after ``timeout``.
-    protocol_version = "HTTP/1.1"
-    timeout = HEAD_TIMEOUT
-
-    def setup(self) -> None:
-        super().setup()
-        self.rfile.close()  # the buffered reader would hold the socket open
-        self.rfile = _HeadReader(self.connection)  # type: ignore[assignment]
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        self.connection.settimeout(IDLE_TIMEOUT)  # for sending the answer
-        return ok
-
-    def handle(self) -> None:
+            self._active.add(sock)
         try:
-            handshake = getattr(self.connection, "do_handshake", None)  # a TLS socket's
+            sock.settimeout(HEAD_TIMEOUT)
+            handshake = getattr(sock, "do_handshake", None)  # a TLS socket's
             if handshake is not None:
                 handshake()
-            super().handle()
-        except (OSError, HeadLimitExceeded) as e:  # ssl.SSLError is an OSError
-            # Includes TLS clients that never handshake: one debug line, no traceback.
-            log.debug("connection from %s dropped: %s", self.client_address[0], e)
+            buf = b""
+            while True:
+                head, buf = read_head(sock, buf)
+                if head is None:
+                    return
+                sock.settimeout(IDLE_TIMEOUT)  # for sending the answer
+                try:
+                    req = parse_head(head)
+                except BadRequest as e:
+                    log.debug("bad request from %s: %s", host, e)
+                    sock.sendall(self._response(e.status, ("%s\n" % e).encode(), TEXT))
+                    return
+                answer, code = self._answer(req, host)
+                sock.sendall(answer)
+                log.debug('%s "%s %s HTTP/%d.%d" %d', host, req.method, req.target,
+                          req.version[0], req.version[1], code)
+                if not req.keep_alive:
+                    return
+        except HeadLimitExceeded as e:
+            log.debug("connection from %s dropped: %s", host, e)
+            with contextlib.suppress(OSError):
+                sock.settimeout(1.0)
+                sock.sendall(self._response(e.status, ("%s\n" % e).encode(), TEXT))
+        except OSError as e:  # ssl.SSLError is an OSError
+            # Includes TLS clients that never shake hands: one debug line, no traceback.
+            log.debug("connection from %s dropped: %s", host, e)
+        except Exception:
+            log.debug("connection from %s failed", host, exc_info=True)
+        finally:
+            with self._slots:
+                self._active.discard(sock)
+            _close(sock)
 
-    def handle_one_request(self) -> None:
-        self.rfile.next_request()  # type: ignore[attr-defined]
-        self.connection.settimeout(HEAD_TIMEOUT)
-        super().handle_one_request()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        web = self.server.web
-        client = self.client_address[0]
+    def _answer(self, req: Request, client: str) -> Tuple[bytes, int]:
+        """The response to ``req`` (headers, and the body unless HEAD) and its status."""
+        if req.method not in ("GET", "HEAD"):
+            return self._response(405, b"method not allowed\n", TEXT,
+                                  {"Allow": "GET, HEAD"}, req), 405
+        path, web = req.path, self.web
         if path != "/-/healthy" and web.users and web.failures.blocked(client):
-            self.send_response(429)
-            self.send_header("Retry-After", "%d" % web.failures.window)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if path != "/-/healthy" and not web.authorized(self.headers.get("Authorization"),
+            return self._response(429, b"", None, {"Retry-After": "%d" % web.failures.window},
+                                  req), 429
+        if path != "/-/healthy" and not web.authorized(req.headers.get("authorization"),
                                                        client):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="boardfleet-agent"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            return self._response(401, b"", None, {
+                "WWW-Authenticate": 'Basic realm="boardfleet-agent"'}, req), 401
+        extra: Dict[str, str] = {}
         if path == "/metrics":
             try:
-                body = self.server.render()
+                body = self.render()
             except Exception:
                 log.exception("scrape failed")
-                self._send(500, b"scrape failed\n", "text/plain; charset=utf-8")
-                return
-            if accepts_gzip(self.headers.get("Accept-Encoding", "")):
-                self._send(200, gzip(body), CONTENT_TYPE, {"Content-Encoding": "gzip"})
+                code, body, ctype = 500, b"scrape failed\n", TEXT
             else:
-                self._send(200, body, CONTENT_TYPE)
+                code, ctype = 200, CONTENT_TYPE
+                extra["Vary"] = "Accept-Encoding"
+                if accepts_gzip(req.headers.get("accept-encoding", "")):
+                    body = gzip(body)
+                    extra["Content-Encoding"] = "gzip"
         elif path == "/":
-            page = LANDING % (__version__, self.server.platform)
-            self._send(200, page.encode(), "text/html; charset=utf-8")
+            code, ctype = 200, "text/html; charset=utf-8"
+            body = (LANDING % (__version__, self.platform)).encode()
         elif path == "/-/healthy":
-            ok, why = self.server.health()
-            if ok:
-                self._send(200, b"OK\n", "text/plain; charset=utf-8")
-            else:
-                self._send(503, ("unhealthy: %s\n" % why).encode(), "text/plain; charset=utf-8")
+            ok, why = self.health()
+            code, ctype = (200, TEXT) if ok else (503, TEXT)
+            body = b"OK\n" if ok else ("unhealthy: %s\n" % why).encode()
         else:
-            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+            code, body, ctype = 404, b"not found\n", TEXT
+        return self._response(code, body, ctype, extra, req), code
 
-    def _send(self, code: int, body: bytes, ctype: str,
-              extra: Optional[Dict[str, str]] = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in {**self.server.web.headers, **(extra or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+    def _response(self, code: int, body: bytes, ctype: Optional[str],
+                  extra: Optional[Dict[str, str]] = None,
+                  req: Optional[Request] = None) -> bytes:
+        """Status line, headers and body; without ``req`` (a bad request) it closes."""
+        lines = ["HTTP/1.1 %d %s" % (code, REASONS[code]), "Server: " + SERVER,
+                 "Date: " + http_date()]
+        if ctype is not None:
+            lines.append("Content-Type: " + ctype)
+        lines.append("Content-Length: %d" % len(body))
+        for name, value in {**self.web.headers, **(extra or {})}.items():
+            lines.append("%s: %s" % (name, value))
+        if req is None or not req.keep_alive:
+            lines.append("Connection: close")
+        elif req.version < (1, 1):
+            lines.append("Connection: keep-alive")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        return head if req is not None and req.method == "HEAD" else head + body
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+
+def _close(sock: socket.socket) -> None:
+    """Close a connection: a FIN after what is left to send, then drop what the client
+    sent unread, without which closing would reset the connection and could lose
+    the answer (a 400 to a pipelined request, say)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+        sock.setblocking(False)
+        for _ in range(4):
+            if not socket.socket.recv(sock, 65536):  # raw bytes, TLS or not
+                break
+    sock.close()
