@@ -34,8 +34,10 @@ import copy
 import logging
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections import deque
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from boardfleet_agent import cadence
 from boardfleet_agent.exposition import render
 from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
 from boardfleet_agent.outcome import Outcome, run_collector
@@ -194,6 +196,12 @@ class ScrapeRunner:
         self._wanted: Optional[threading.Event] = None
         self._serving: Optional[threading.Event] = None  # the round running now
         self._asked_since: Optional[float] = None  # monotonic: a scrape has waited since
+        # On demand: when scrapes came, the one the scheduler reads ahead for next, the
+        # last one it read ahead for, and how long its last round took (cadence.py).
+        self._asks: Deque[float] = deque(maxlen=cadence.KEEP)
+        self._planned: Optional[float] = None
+        self._read_for: Optional[float] = None
+        self._round_seconds = 0.0
         self._rendered = b""
         self._dirty = False
         self._started = False
@@ -247,6 +255,8 @@ class ScrapeRunner:
         """
         if not self._started:
             return render(self.collect())
+        if self._on_demand:
+            self._asks.append(time.monotonic())
         if self._on_demand and not self._stopping and (self._dirty or any(
                 time.monotonic() >= s.due for s in self.quick) or any(
                 s.running_since is not None for s in self.samplers)):
@@ -310,15 +320,27 @@ class ScrapeRunner:
         self._sampled()
 
     def _schedule(self, generation: int) -> Optional[float]:
-        """A scheduler step: a round if due (on demand: if wanted); seconds to the next."""
+        """A scheduler step: a round if due (on demand: if wanted, or just before the
+        scrape the cadence predicts); seconds to the next."""
         wanted = None
         if self._on_demand:
             with self._lock:
                 wanted, self._wanted = self._wanted, None
                 self._serving = wanted
+        planned = self._planned
+        ahead = (self._on_demand and wanted is None and planned is not None
+                 and time.monotonic() >= planned - self._lead())
         try:
-            if wanted is not None or not self._on_demand:
-                self._round(generation)
+            if wanted is not None or not self._on_demand or ahead:
+                started = time.monotonic()
+                if ahead:
+                    # Also what falls due before the scrape, or it would wait for that.
+                    self._read_for = planned
+                    assert planned is not None
+                    self._round(generation, horizon=(planned - started) + self._period() / 2)
+                else:
+                    self._round(generation)
+                self._round_seconds = time.monotonic() - started
         except Exception:  # never let one bad round end sampling for good
             log.exception("sampling round failed")
         if generation != self._generation:
@@ -370,13 +392,13 @@ class ScrapeRunner:
             if not self._stopping:
                 self._spawn_scheduler()
 
-    def _round(self, generation: Optional[int]) -> None:
+    def _round(self, generation: Optional[int], horizon: float = 0.0) -> None:
         """Run the due collectors and render if anything changed.
 
         ``generation`` None: a round outside the scheduler thread, bounded by the
         deadline runner; else the scheduler thread's round, watched by the watchdog.
         """
-        if self._sample_due(time.monotonic(), generation) or self._dirty or any(
+        if self._sample_due(time.monotonic() + horizon, generation) or self._dirty or any(
                 s.running_since is not None for s in self.samplers):
             if generation is not None and generation != self._generation:
                 return
@@ -427,10 +449,25 @@ class ScrapeRunner:
                 slot.due = now + slot.interval
         return True
 
+    def _period(self) -> float:
+        return cadence.period(self._asks) or 0.0
+
+    def _lead(self) -> float:
+        """How long before a predicted scrape to read: a few rounds' time, 50 ms at least."""
+        return min(1.0, max(0.05, 3 * self._round_seconds))
+
     def _until_next_due(self) -> Optional[float]:
         if self._on_demand:
-            # Idle until a scrape wakes it.
-            return 0.0 if self._wanted is not None else None
+            # Idle until a scrape wakes it, or until just before the scrape it expects.
+            if self._wanted is not None:
+                return 0.0
+            now = time.monotonic()
+            # Scrapes faster than the collectors' interval share rounds already.
+            min_period = min((s.interval for s in self.quick), default=float("inf"))
+            self._planned = cadence.next_ask(self._asks, now, self._read_for, min_period)
+            if self._planned is None:
+                return None
+            return max(0.0, self._planned - self._lead() - now)
         else:
             waits = [s.due for s in self.quick]
             # While a background run is going, look again soon to see it overrun.
