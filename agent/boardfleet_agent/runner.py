@@ -7,7 +7,9 @@ In the agent (``background=True``) collectors run on threads of their own:
   agent's default) a round runs when a scrape asks for one: the scrape wakes the
   scheduler and waits for the round, so values are read at scrape time as
   node_exporter reads them, an idle agent reads nothing, and concurrent scrapes within
-  ``interval`` share one round. Without it the scheduler samples at that pace whether
+  ``interval`` share one round. Once scrapes come at an even cadence, the round runs
+  just before the next one is due (:mod:`~boardfleet_agent.cadence`), which is then
+  served at once. Without it the scheduler samples at that pace whether
   or not anyone scrapes, and a scrape returns the last round at once;
 - collectors marked ``background`` (vendor tools, kernel locks) run on a thread each,
   so one that blocks delays nobody;
