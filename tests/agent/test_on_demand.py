@@ -146,6 +146,20 @@ def test_an_idle_agent_starts_no_watchdog_and_stays_healthy() -> None:
         runner.stop()
 
 
+def test_the_start_up_worker_ends_after_the_first_round() -> None:
+    def workers() -> set:
+        return {t.ident for t in threading.enumerate() if t.name == "collector-worker"}
+
+    earlier = workers()  # other runners' (a stuck run's worker ends when its read does)
+    runner = ScrapeRunner([Good({})], SnapshotSource({}), timeout=5.0, on_demand=True)
+    runner.start()
+    try:
+        assert b"board_good 1.0" in runner.exposition()
+        wait_for(lambda: not workers() - earlier, "the start-up round's worker to end")
+    finally:
+        runner.stop()
+
+
 def test_a_scrape_left_waiting_fails_health_until_served() -> None:
     counting = Counting({})
     # No timeout: nothing gives the blocked round up.
