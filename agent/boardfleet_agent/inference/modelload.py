@@ -109,22 +109,17 @@ class ModelLoads:
         with self._lock:
             seconds = sorted(self._seconds.items())
             increase = sorted(self._increase.items())
-        if seconds:
-            fam = GaugeMetricFamily(
-                "board_model_load_seconds",
-                "Duration of the last model load reported by the app, by stage.",
-                labels=["model", "stage"])
-            for key, value in seconds:
-                fam.add_metric(list(key), value)
-            yield fam
-        if increase:
-            fam = GaugeMetricFamily(
-                "board_model_memory_increase_bytes",
-                "Accelerator memory of the loading process after minus before the load.",
-                labels=["model", "stage"])
-            for key, value in increase:
-                fam.add_metric(list(key), value)
-            yield fam
+        for name, doc, rows in (
+                ("board_model_load_seconds",
+                 "Duration of the last model load reported by the app, by stage.", seconds),
+                ("board_model_memory_increase_bytes",
+                 "Accelerator memory of the loading process after minus before the load.",
+                 increase)):
+            if rows:
+                fam = GaugeMetricFamily(name, doc, labels=["model", "stage"])
+                for key, value in rows:
+                    fam.add_metric(list(key), value)
+                yield fam
 
 
 def _trim(d: Dict[Tuple[str, str, int], Any]) -> None:
