@@ -1,7 +1,7 @@
 """``boardfleet-agent``: serve a board's telemetry as Prometheus metrics."""
 
 import argparse
-import logging
+import os
 import signal
 import sys
 from typing import List, Optional, Tuple, Type
@@ -17,13 +17,12 @@ from boardfleet_agent.config import (
     ConfigError,
     load_file,
 )
+from boardfleet_agent.log import log, to_stream
 from boardfleet_agent.registry import Collector, all_collectors
 from boardfleet_agent.wakeup import Wakeup
 from boardfleet_agent.web.config import WebConfig, load_web_config
 from boardfleet_agent.web.listen import parse_listen
 from boardfleet_agent.web.server import MetricsServer
-
-log = logging.getLogger("boardfleet.agent")
 
 DESCRIPTION = """\
 Serve an embedded AI board's telemetry (accelerator memory, DDR bandwidth, CPU,
@@ -46,7 +45,7 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="boardfleet-agent", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("--config", metavar="FILE", help="TOML config file (same settings as flags)")
     p.add_argument("--sysroot", metavar="DIR",
                    help="root under which /proc, /sys and tools are read (default /)")
@@ -87,6 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="DIR", help="read *.prom files other tools write in DIR "
                                        "(enables the textfile collector)")
     return p
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's, given the terminal's width: left to itself, argparse of Python 3.9+
+    imports ``shutil`` for it, and with it the ``bz2`` and ``lzma`` modules (issue 18)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _seconds(text: str) -> float:
@@ -141,9 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         sys.stderr.write("boardfleet-agent: %s\n" % e)
         return 2
-    logging.basicConfig(
-        level=getattr(logging, cfg.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    to_stream(cfg.log_level)
     if args.list_collectors:
         list_collectors()
         return 0

@@ -33,7 +33,6 @@ the samplers; only the exported timestamps are wall-clock time.
 """
 
 import copy
-import logging
 import threading
 import time
 from collections import deque
@@ -42,6 +41,7 @@ from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tu
 from boardfleet_agent import cadence
 from boardfleet_agent.exposition import render
 from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
+from boardfleet_agent.log import log
 from boardfleet_agent.outcome import Outcome, run_collector
 from boardfleet_agent.registry import Collector
 from boardfleet_agent.source import Source
@@ -49,8 +49,6 @@ from boardfleet_agent.threads import LoopThread
 from boardfleet_agent.watchdog import DeadlineRunner, clear_stuck, is_stuck, mark_stuck, timed_out
 
 __all__ = ["Outcome", "ScrapeRunner", "run_collector"]
-
-log = logging.getLogger("boardfleet.agent")
 
 
 class _ErrorLog:

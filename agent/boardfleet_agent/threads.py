@@ -5,13 +5,11 @@ deadline). The thread closes that pipe as it ends: a stop that gave up on a run 
 in a read leaves it open just as long as the run lasts, and a later wake is a no-op.
 """
 
-import logging
 import threading
 from typing import Callable, Optional
 
+from boardfleet_agent.log import log
 from boardfleet_agent.wakeup import Wakeup
-
-log = logging.getLogger("boardfleet.agent")
 
 
 class LoopThread:

@@ -10,18 +10,16 @@ that breaks them, or clashes with another file or with the agent's own ``board_`
 failure is counted once in ``board_textfile_errors_total{file}`` and logged once.
 """
 
-import logging
 import os
 import stat
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from boardfleet_agent.errors import NoData, ParseError
 from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
+from boardfleet_agent.log import log
 from boardfleet_agent.parsers.promtext import Family, parse
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import MAX_FILE_BYTES, Source
-
-log = logging.getLogger("boardfleet.agent")
 
 RESERVED_PREFIXES = ("board_", "process_")  # the agent's own families
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",

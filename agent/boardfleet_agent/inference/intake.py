@@ -1,13 +1,12 @@
 """The UDP listener: receives StatsD datagrams on a thread and hands each to a handler."""
 
 import contextlib
-import logging
 import os
 import socket
 import threading
 from typing import Callable, Optional, Tuple
 
-log = logging.getLogger("boardfleet.agent")
+from boardfleet_agent.log import log
 
 # Kernel receive buffer asked for (capped by net.core.rmem_max): absorbs bursts while
 # the intake thread is descheduled.

@@ -8,7 +8,6 @@ A :class:`LogPattern` turns a line into values through regexes with named groups
 Horizon ``hrt_model_exec perf`` output.
 """
 
-import logging
 import math
 import os
 import re
@@ -17,9 +16,8 @@ import threading
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from boardfleet_agent.families import CounterMetricFamily, GaugeMetricFamily, Metric
+from boardfleet_agent.log import log
 from boardfleet_agent.threads import LoopThread
-
-log = logging.getLogger("boardfleet.agent")
 
 GROUPS = ("latency_ms", "fps", "frames")
 MAX_READ = 1 << 20    # bytes read from one file per poll

@@ -7,11 +7,10 @@ instead of failing: the collector counts them in ``board_collector_skipped_lines
 and logs the first one.
 """
 
-import logging
 import threading
 from typing import List, Optional
 
-log = logging.getLogger("boardfleet.agent")
+from boardfleet_agent.log import log
 
 
 def complete_lines(text: str) -> List[str]:

@@ -17,7 +17,6 @@ the C library's ``crypt()`` (glibc/libxcrypt on Ubuntu 20.04 and Debian support
 """
 
 import base64
-import logging
 import threading
 import time
 import warnings
@@ -25,14 +24,13 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from boardfleet_agent.config import ConfigError
+from boardfleet_agent.log import log
 from boardfleet_agent.web import yamlsubset
 
 if TYPE_CHECKING:
     import ssl
 
 Checker = Callable[[str, str], bool]
-
-log = logging.getLogger("boardfleet.agent")
 
 
 class WebConfig:

@@ -9,7 +9,6 @@ that configures TLS, ``hashlib`` only by one with users.
 
 import contextlib
 import errno
-import logging
 import os
 import select
 import socket
@@ -21,10 +20,9 @@ from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
 
 from boardfleet_agent import __version__
 from boardfleet_agent.exposition import CONTENT_TYPE
+from boardfleet_agent.log import log
 from boardfleet_agent.web.config import WebConfig
 from boardfleet_agent.web.request import HEAD_END, BadRequest, Request, parse_head
-
-log = logging.getLogger("boardfleet.agent")
 
 GZIP_LEVEL = 1  # the fastest: a board's CPU is dearer than the scrape's bytes
 
