@@ -39,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -134,22 +135,48 @@ def agent_env(agent_dir: Path, extra_path: str) -> Dict[str, str]:
     return dict(os.environ, PYTHONPATH=path)
 
 
-def start_all(root: Path, pythons: Sequence[str], agent_dir: Path,
-              extra_path: str) -> List[Exporter]:
+class Launch:
+    """How an agent is started: from a checkout on PYTHONPATH, or with ``--bundle`` as
+    the installer starts it on a board (``python3 agent.pyz``), from a zipapp built of
+    that checkout (sources compiled at start: no ``.pyc`` in a zip)."""
+
+    def __init__(self, agent_dir: Path, extra_path: str, bundle: bool) -> None:
+        self.agent_dir, self.extra_path, self.bundle = agent_dir, extra_path, bundle
+        self._built: Dict[Path, Path] = {}
+        self._tmp = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
+
+    def command(self, spec: str) -> Tuple[List[str], Dict[str, str], str]:
+        """(argv prefix, environment, label) for ``PYTHON`` or ``PYTHON=DIR`` (the agent
+        found in DIR, to compare another checkout)."""
+        python, _, other = spec.partition("=")
+        agent_dir = Path(other) if other else self.agent_dir
+        label = python_label(python) + (" (%s)" % agent_dir.parent.name if other else "")
+        if not self.bundle:
+            return [python, "-m", "boardfleet_agent"], agent_env(agent_dir, self.extra_path), label
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        return [python, str(self._pyz(agent_dir))], env, label + " pyz"
+
+    def _pyz(self, agent_dir: Path) -> Path:
+        if agent_dir not in self._built:
+            from boardfleet.bundle import build, write
+
+            path = self._tmp / ("agent%d.pyz" % len(self._built))
+            write(str(path), build({"boardfleet_agent": agent_dir / "boardfleet_agent"}))
+            self._built[agent_dir] = path
+        return self._built[agent_dir]
+
+
+def start_all(root: Path, pythons: Sequence[str], launch: Launch) -> List[Exporter]:
     node = [NODE_EXPORTER, "--web.listen-address=127.0.0.1:{port}",
             "--path.procfs=%s" % (root / "proc"), "--path.sysfs=%s" % (root / "sys"),
             "--path.rootfs=%s" % root, "--collector.disable-defaults"]
     out = [Exporter("node_exporter", node + ["--collector.%s" % c for c in NODE_COLLECTORS])]
     for python in pythons:
-        # PYTHON=DIR: an agent from another checkout (DIR/boardfleet_agent), to compare.
-        python, _, other = python.partition("=")
-        args = [python, "-m", "boardfleet_agent", "--sysroot", str(root),
-                "--listen", "127.0.0.1:{port}", "--statsd-listen", "off",
-                "--collector.disable-defaults"]
+        command, env, label = launch.command(python)
+        args = [*command, "--sysroot", str(root), "--listen", "127.0.0.1:{port}",
+                "--statsd-listen", "off", "--collector.disable-defaults"]
         args += ["--collector.%s" % c for c in AGENT_COLLECTORS]
-        label = python_label(python) + (" (%s)" % Path(other).parent.name if other else "")
-        out.append(Exporter(label, args, agent_env(Path(other) if other else agent_dir,
-                                                   extra_path)))
+        out.append(Exporter(label, args, env))
     for e in out:
         e.wait_up()
     return out
@@ -161,11 +188,11 @@ def python_label(python: str) -> str:
     return "agent, Python %s" % version
 
 
-def cpu_run(root: Path, pythons: Sequence[str], agent_dir: Path, extra: str, seconds: float,
+def cpu_run(root: Path, pythons: Sequence[str], launch: Launch, seconds: float,
             cadence: float) -> Tuple[Dict[str, float], Dict[str, int]]:
     """CPU seconds per 60 s of each exporter scraped every ``cadence`` s for ``seconds``
     after a warm-up (three scrapes 1.1 s apart); RSS at the end."""
-    exporters = start_all(root, pythons, agent_dir, extra)
+    exporters = start_all(root, pythons, launch)
     for _ in range(3):
         time.sleep(1.1)
         for e in exporters:
@@ -188,11 +215,11 @@ def cpu_run(root: Path, pythons: Sequence[str], agent_dir: Path, extra: str, sec
     return used, rss
 
 
-def latency_run(root: Path, pythons: Sequence[str], agent_dir: Path, extra: str,
-                scrapes: int, spacing: float) -> Dict[str, Dict[str, float]]:
+def latency_run(root: Path, pythons: Sequence[str], launch: Launch, scrapes: int,
+                spacing: float) -> Dict[str, Dict[str, float]]:
     """p50/p99 of spaced kept-alive scrapes, all exporters in turn, after WARMUP scrapes
     (the agent learns the cadence from the first five); the agent's value age."""
-    exporters = start_all(root, pythons, agent_dir, extra)
+    exporters = start_all(root, pythons, launch)
     lat: Dict[str, List[float]] = {e.name: [] for e in exporters}
     age: Dict[str, List[float]] = {e.name: [] for e in exporters}
     try:
@@ -252,17 +279,18 @@ def import_costs(python: str, agent_dir: Path, extra: str) -> List[Tuple[str, st
     return rows
 
 
-def footprint(pythons: Sequence[str], agent_dir: Path, extra: str) -> None:
+def footprint(pythons: Sequence[str], launch: Launch) -> None:
     """RSS and threads of the agent with its defaults on every fixture board."""
     boards = sorted(d.name for d in (REPO / "tests" / "fixtures").iterdir()
                     if (d / "proc").is_dir())
-    print("%-14s %s" % ("board", " ".join("%30s" % python_label(p) for p in pythons)))
+    commands = [launch.command(p) for p in pythons]
+    print("%-14s %s" % ("board", " ".join("%30s" % label for _, _, label in commands)))
     for board in boards:
         cells = []
-        for python in pythons:
-            args = [python, "-m", "boardfleet_agent", "--sysroot",
-                    str(REPO / "tests" / "fixtures" / board), "--listen", "127.0.0.1:{port}"]
-            e = Exporter(board, args, agent_env(agent_dir, extra))
+        for command, env, _ in commands:
+            args = [*command, "--sysroot", str(REPO / "tests" / "fixtures" / board),
+                    "--listen", "127.0.0.1:{port}"]
+            e = Exporter(board, args, env)
             e.wait_up()
             for _ in range(3):
                 time.sleep(1.1)
@@ -291,6 +319,9 @@ def main() -> int:
                    help="where boardfleet_agent is (an older checkout, to compare)")
     p.add_argument("--extra-path", default="",
                    help="more PYTHONPATH for the agent (prometheus_client for old checkouts)")
+    p.add_argument("--bundle", action="store_true",
+                   help="run each agent as the installer does, python3 agent.pyz (a zipapp "
+                        "built of its checkout) instead of -m boardfleet_agent")
     p.add_argument("--imports", action="store_true", help="print import costs only")
     p.add_argument("--footprint", action="store_true",
                    help="print the agent's RSS on every fixture board only")
@@ -308,19 +339,19 @@ def main() -> int:
             for row in import_costs(python, args.agent_dir, args.extra_path):
                 print("%-34s %16s %12s" % row)
         return 0
+    launch = Launch(args.agent_dir, args.extra_path, args.bundle)
     if args.footprint:
-        footprint(pythons, args.agent_dir, args.extra_path)
+        footprint(pythons, launch)
         return 0
     root = REPO / "tests" / "fixtures" / args.board
     cpu, rss = {}, {}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         # Both cadences side by side.
-        jobs = {cadence: pool.submit(cpu_run, root, pythons, args.agent_dir, args.extra_path,
-                                     args.seconds, cadence) for cadence in (5.0, 10.0)}
+        jobs = {cadence: pool.submit(cpu_run, root, pythons, launch, args.seconds, cadence)
+                for cadence in (5.0, 10.0)}
         for cadence, job in jobs.items():
             cpu[cadence], rss[cadence] = job.result()
-    lat = latency_run(root, pythons, args.agent_dir, args.extra_path, args.scrapes,
-                      args.spacing)
+    lat = latency_run(root, pythons, launch, args.scrapes, args.spacing)
     names = list(cpu[5.0])
     node = names[0]
     for i, n in enumerate(names):
