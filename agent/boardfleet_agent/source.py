@@ -15,7 +15,7 @@ import signal
 import stat
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from boardfleet_agent.errors import NoData, SourceError
 
@@ -74,6 +74,14 @@ class Source:
 
     def readlink(self, path: str) -> str:
         raise SourceError("readlink not supported by %s" % self.name)
+
+    def identity(self, path: str) -> Optional[Tuple[int, int, int]]:
+        """What tells the file or directory at ``path`` (symlinks followed) apart from
+        one made there later: device, inode and change time. Collectors cache what never
+        changes in a sysfs directory (a sensor's name) under it. None: this source cannot
+        tell, cache nothing. Raises OSError (FileNotFoundError if it is gone) or
+        SourceError."""
+        return None
 
     def listdir(self, path: str) -> List[str]:
         """Sorted entry names of a directory. Unlike :meth:`glob`, which sees nothing in
@@ -169,6 +177,13 @@ class LocalSource(Source):
 
     def readlink(self, path: str) -> str:
         return os.readlink(self.host_path(path))
+
+    def identity(self, path: str) -> Optional[Tuple[int, int, int]]:
+        hp = self.host_path(path)
+        if self.root != "/":
+            self._confine(hp)
+        st = os.stat(hp)
+        return st.st_dev, st.st_ino, st.st_ctime_ns
 
     def listdir(self, path: str) -> List[str]:
         hp = self.host_path(path)
