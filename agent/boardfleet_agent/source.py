@@ -112,10 +112,24 @@ class LocalSource(Source):
 
     def read_text(self, path: str) -> str:
         hp = self.host_path(path)
+        nofollow = 0
         if self.root != "/":
-            self._confine(hp)
+            # The directories are checked; the file is opened without following a
+            # symlink, which is followed only once where it leads is checked.
+            head, _, name = hp.rpartition("/")
+            if name not in ("", ".", "..") and self._plainly_inside(head):
+                nofollow = os.O_NOFOLLOW
+            else:
+                self._confine(hp)
         try:
-            return _read_capped(hp).decode("utf-8", "replace")
+            try:
+                data = _read_capped(hp, nofollow)
+            except OSError as e:
+                if not nofollow or e.errno != errno.ELOOP:
+                    raise
+                self._confine(hp)
+                data = _read_capped(hp)
+            return data.decode("utf-8", "replace")
         except OSError as e:
             if not isinstance(e, FileNotFoundError) and vanished(e, hp):
                 raise FileNotFoundError(errno.ENOENT, "vanished while read (%s)" % e.strerror,
@@ -138,12 +152,19 @@ class LocalSource(Source):
 
     def _plainly_inside(self, hp: str) -> bool:
         """True if every component of ``hp`` below the sysroot exists and is no symlink
-        (directories checked within the last TRUSTED_DIR_SECONDS are not checked again)."""
+        (directories checked within the last TRUSTED_DIR_SECONDS are not checked again).
+
+        A directory is trusted until the first of its and its parents' trust ends, so
+        that one look-up of a trusted directory stands for its whole path.
+        """
         below = hp[len(self.root):]
-        if not hp.startswith(self.root) or not below.startswith("/"):
+        if not hp.startswith(self.root) or (below and not below.startswith("/")):
             return False
         now = time.monotonic()
         trusted = self._trusted
+        if trusted.get(hp, 0.0) > now:
+            return True
+        until = now + TRUSTED_DIR_SECONDS
         cur = self.root
         for part in below.split("/"):
             if part in ("", "."):
@@ -151,7 +172,9 @@ class LocalSource(Source):
             if part == "..":
                 return False
             cur += "/" + part
-            if trusted.get(cur, 0.0) > now:
+            cur_until = trusted.get(cur, 0.0)
+            if cur_until > now:
+                until = min(until, cur_until)
                 continue
             try:
                 mode = os.lstat(cur).st_mode
@@ -162,7 +185,7 @@ class LocalSource(Source):
             if stat.S_ISDIR(mode):
                 if len(trusted) >= MAX_TRUSTED_DIRS:
                     trusted.clear()
-                trusted[cur] = now + TRUSTED_DIR_SECONDS
+                trusted[cur] = until
         return True
 
     def exists(self, path: str) -> bool:
@@ -245,15 +268,16 @@ def vanished(error: OSError, host_path: str) -> bool:
     return False
 
 
-def _read_capped(hp: str) -> bytes:
+def _read_capped(hp: str, flags: int = 0) -> bytes:
     """The file's bytes; SourceError if it is not a regular file or over MAX_FILE_BYTES.
+    ``flags``: more for ``open`` (``O_NOFOLLOW``).
 
     Raw reads: ``open(...).read(MAX_FILE_BYTES)`` allocates the whole cap up front, 15
     times slower than the read itself for a small proc or sysfs file.
     """
     # O_NONBLOCK: opening a FIFO for reading would wait for a writer. Only regular files
     # are read (procfs, sysfs and debugfs files are); then reads block as usual.
-    fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    fd = os.open(hp, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | flags)
     try:
         st = os.fstat(fd)
         mode = st.st_mode
