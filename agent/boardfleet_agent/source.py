@@ -107,10 +107,11 @@ class LocalSource(Source):
 
     def __init__(self, root: str = "/") -> None:
         self.root = os.path.realpath(root)
+        self._prefix = self.root.rstrip("/") + "/"
         self._trusted: Dict[str, float] = {}  # directory -> monotonic time trusted until
 
     def host_path(self, path: str) -> str:
-        return os.path.join(self.root, path.lstrip("/"))
+        return self._prefix + path.lstrip("/")
 
     def read_text(self, path: str) -> str:
         hp = self.host_path(path)
@@ -164,10 +165,16 @@ class LocalSource(Source):
             return False
         now = time.monotonic()
         trusted = self._trusted
-        if trusted.get(hp, 0.0) > now:
-            return True
         until = now + TRUSTED_DIR_SECONDS
-        cur = self.root
+        # The deepest directory still trusted stands for the path down to it.
+        cur = hp
+        while len(cur) > len(self.root):
+            cur_until = trusted.get(cur, 0.0)
+            if cur_until > now:
+                until = cur_until
+                break
+            cur = cur[:cur.rindex("/")]
+        below = hp[len(cur):]
         for part in below.split("/"):
             if part in ("", "."):
                 continue
