@@ -85,7 +85,7 @@ def _line(s: _Sample) -> str:
     value = float_to_go_string(s.value)
     if s.timestamp is not None:
         value += " %d" % int(float(s.timestamp) * 1000)  # type: ignore[arg-type]
-    return "%s%s\n" % (head, value)
+    return head + value + "\n"
 
 
 def _head(name: str, labels: Dict[str, str]) -> str:
@@ -109,13 +109,15 @@ def render(families: Iterable[_Family]) -> bytes:
         doc = fam.documentation.replace("\\", r"\\").replace("\n", r"\n")
         out.append("# HELP %s %s\n# TYPE %s %s\n" % (name, doc, name, typ))
         moved: Dict[str, List[str]] = {}
+        base = fam.name
+        cut = len(base)
         for s in fam.samples:
-            suffix = s.name[len(fam.name):]
-            if suffix in _MOVED and s.name == fam.name + suffix:
+            suffix = s.name[cut:]
+            if suffix in _MOVED and s.name.startswith(base):
                 moved.setdefault(suffix, []).append(_line(s))
             else:
                 out.append(_line(s))
-        for suffix, lines in sorted(moved.items()):
+        for suffix, lines in sorted(moved.items()) if moved else ():
             out.append("# HELP %s%s %s\n# TYPE %s%s gauge\n" % (
                 fam.name, suffix, doc, fam.name, suffix))
             out.extend(lines)
