@@ -10,7 +10,8 @@ agents so that load on the machine falls on both alike. The collectors run on th
 calling thread, as the scheduler thread runs them (``timeout=None``), and the agent's
 monotonic clock moves ``--cadence`` seconds on per round, so that what it caches for a
 while expires as between real scrapes. With ``--profile``
-it prints instead a cProfile of this checkout's rounds, by own time.
+it prints instead a cProfile of this checkout's rounds, by own time (``SORT=cumulative``
+in the environment: by time with callees).
 
     python3 benchmarks/agent_round_cpu.py --other /tmp/cpu-before/agent
         [--python /usr/bin/python3.8 --extra-path ~/.cache/boardfleet/py38-site]
@@ -47,13 +48,13 @@ agent.runner = ScrapeRunner(agent.collectors, agent.src, background=False, timeo
 for _ in range(20):
     scrape()
 if sys.argv[3] == "profile":
-    import cProfile, pstats
+    import cProfile, os, pstats
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(int(sys.argv[4])):
         scrape()
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+    pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(30)
     sys.exit(0)
 print(len(agent.render()), flush=True)
 for line in sys.stdin:
