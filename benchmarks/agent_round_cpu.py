@@ -94,7 +94,8 @@ class Child:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--other", type=Path, help="another checkout's agent dir to compare with")
+    p.add_argument("--other", type=Path, action="append", default=[],
+                   help="another checkout's agent dir to compare with (repeatable)")
     p.add_argument("--python", action="append", help="interpreter (repeatable)")
     p.add_argument("--extra-path", default="", help="more PYTHONPATH (tomli for Python 3.8)")
     p.add_argument("--board", default="generic")
@@ -115,8 +116,8 @@ def main() -> None:
                             str(args.rounds), str(args.cadence)], env=env, check=True)
         return
     dirs: Dict[str, Path] = {"this": REPO / "agent"}
-    if args.other is not None:
-        dirs["other"] = args.other
+    for i, other in enumerate(args.other):
+        dirs["other%d" % (i + 1) if len(args.other) > 1 else "other"] = other
     for python in pythons:
         children = {k: Child(python, d, args.extra_path, root, args.cadence)
                     for k, d in dirs.items()}
@@ -129,10 +130,9 @@ def main() -> None:
               % (python, args.rounds, args.repeats, args.cadence))
         med = {k: statistics.median(c.seconds) for k, c in children.items()}
         for k, c in children.items():
-            print("  %-5s %-40s %7.0f us/round (min %.0f), %d bytes"
-                  % (k, dirs[k], med[k] * 1e6, min(c.seconds) * 1e6, c.body_bytes))
-        if "other" in med:
-            print("  this/other: %.2f" % (med["this"] / med["other"]))
+            print("  %-6s %-36s %6.0f us/round (min %.0f), %d bytes, this/it %.2f"
+                  % (k, dirs[k], med[k] * 1e6, min(c.seconds) * 1e6, c.body_bytes,
+                     med["this"] / med[k]))
 
 
 if __name__ == "__main__":
