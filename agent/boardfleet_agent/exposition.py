@@ -6,7 +6,6 @@ agent uses (docs/metrics.md): it neither checks nor escapes names, which is most
 ``generate_latest``'s cost, and it spares the board importing prometheus_client.
 """
 
-import math
 from typing import Dict, Iterable, List, Protocol, Sequence
 
 # The format render writes (prometheus_client 0.26 calls 1.0.0 its "latest").
@@ -20,6 +19,11 @@ MAX_LABEL_VALUE = 256
 _TYPES = {"stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 # Samples generate_latest moves to a gauge family of their own, after the family.
 _MOVED = ("_created", "_gsum", "_gcount")
+_SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+# Sample lines up to the value, by name and labels: a scrape's series are mostly the
+# last scrape's, and writing their labels is most of the rendering.
+_HEADS: Dict[object, str] = {}
+MAX_HEADS = 1024
 
 
 class _Sample(Protocol):
@@ -47,11 +51,9 @@ class _Family(Protocol):
 def float_to_go_string(d: float) -> str:
     """A sample value as Go (and prometheus_client's ``floatToGoString``) writes it."""
     d = float(d)
-    if math.isinf(d):
-        return "+Inf" if d > 0 else "-Inf"
-    if math.isnan(d):
-        return "NaN"
     s = repr(d)
+    if s[-1] in "fn":  # inf, -inf, nan
+        return _SPECIAL[s]
     dot = s.find(".")
     # Go switches to exponents sooner than Python (this matters for positive values).
     if d > 0 and dot > 6:
@@ -70,13 +72,28 @@ def _escape(value: str) -> str:
 
 
 def _line(s: _Sample) -> str:
+    labels = s.labels
+    key = (s.name, tuple(labels.items())) if labels else s.name
+    head = _HEADS.get(key)
+    if head is None:
+        head = _head(s.name, labels)
+        # Long values (cut when written) are not kept alive by the cache.
+        if all(len(v) <= MAX_LABEL_VALUE for v in labels.values()):
+            if len(_HEADS) >= MAX_HEADS:
+                _HEADS.clear()
+            _HEADS[key] = head
     value = float_to_go_string(s.value)
     if s.timestamp is not None:
         value += " %d" % int(float(s.timestamp) * 1000)  # type: ignore[arg-type]
-    if not s.labels:
-        return "%s %s\n" % (s.name, value)
-    labels = ",".join('%s="%s"' % (k, _escape(v)) for k, v in sorted(s.labels.items()))
-    return "%s{%s} %s\n" % (s.name, labels, value)
+    return head + value + "\n"
+
+
+def _head(name: str, labels: Dict[str, str]) -> str:
+    """A sample line up to its value: name, labels (sorted, escaped) and a space."""
+    if not labels:
+        return name + " "
+    return "%s{%s} " % (name, ",".join(
+        '%s="%s"' % (k, _escape(v)) for k, v in sorted(labels.items())))
 
 
 def render(families: Iterable[_Family]) -> bytes:
@@ -92,13 +109,15 @@ def render(families: Iterable[_Family]) -> bytes:
         doc = fam.documentation.replace("\\", r"\\").replace("\n", r"\n")
         out.append("# HELP %s %s\n# TYPE %s %s\n" % (name, doc, name, typ))
         moved: Dict[str, List[str]] = {}
+        base = fam.name
+        cut = len(base)
         for s in fam.samples:
-            suffix = s.name[len(fam.name):]
-            if suffix in _MOVED and s.name == fam.name + suffix:
+            suffix = s.name[cut:]
+            if suffix in _MOVED and s.name.startswith(base):
                 moved.setdefault(suffix, []).append(_line(s))
             else:
                 out.append(_line(s))
-        for suffix, lines in sorted(moved.items()):
+        for suffix, lines in sorted(moved.items()) if moved else ():
             out.append("# HELP %s%s %s\n# TYPE %s%s gauge\n" % (
                 fam.name, suffix, doc, fam.name, suffix))
             out.extend(lines)

@@ -36,7 +36,7 @@ import copy
 import threading
 import time
 from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from boardfleet_agent import cadence
 from boardfleet_agent.exposition import render
@@ -523,10 +523,11 @@ class ScrapeRunner:
             labels=["collector"])
         given_up = self.timeouts()
         merged: Dict[str, Metric] = {}
+        copied: Set[str] = set()
         for name, outcome, finished in sorted(results, key=lambda r: r[0]):
             if outcome.absent:
                 continue
-            _merge_into(merged, outcome.families)
+            _merge_into(merged, copied, outcome.families)
             if outcome.success:
                 self.last_success[name] = finished
             success.add_metric([name], 1.0 if outcome.success else 0.0)
@@ -543,18 +544,22 @@ class ScrapeRunner:
         yield timeouts
 
 
-def _merge_into(merged: Dict[str, Metric], families: List[Metric]) -> None:
+def _merge_into(merged: Dict[str, Metric], copied: Set[str], families: List[Metric]) -> None:
     """Add families, joining same-named ones from different collectors into one.
 
     Several collectors feed one contract metric (temperatures from thermal zones and
     hwmon, accelerator utilisation from BPU and GPU); the exposition needs one family.
+    A family is served as it is; one that another joins is copied first (named in
+    ``copied``): results are cached and served again next scrape.
     """
     for fam in families:
         have = merged.get(fam.name)
         if have is None:
-            # Copy: background results are cached and served again next scrape.
-            have = copy.copy(fam)
-            have.samples = list(fam.samples)
+            merged[fam.name] = fam
+            continue
+        if fam.name not in copied:
+            have = copy.copy(have)
+            have.samples = list(have.samples)
             merged[fam.name] = have
-        else:
-            have.samples.extend(fam.samples)
+            copied.add(fam.name)
+        have.samples.extend(fam.samples)

@@ -21,6 +21,21 @@ def _boot_time() -> float:
     raise OSError("no btime in /proc/stat")
 
 
+def _read(path: str) -> bytes:
+    """A small proc file's bytes, without the buffered file objects ``open`` builds
+    (half of the reading time)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks: List[bytes] = []
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 class SelfStats:
     """A collector of the agent process's own ``process_*`` families."""
 
@@ -36,8 +51,7 @@ class SelfStats:
             return []
         out: List[Metric] = []
         try:
-            with open(os.path.join(self.proc, "stat"), "rb") as f:
-                parts = f.read().split(b")")[-1].split()
+            parts = _read(os.path.join(self.proc, "stat")).split(b")")[-1].split()
             out += [
                 GaugeMetricFamily("process_virtual_memory_bytes",
                                   "Virtual memory size in bytes.", value=float(parts[20])),
@@ -55,11 +69,10 @@ class SelfStats:
             pass
         try:
             max_fds = None
-            with open(os.path.join(self.proc, "limits"), "rb") as f:
-                for line in f:
-                    if line.startswith(b"Max open file"):
-                        max_fds = float(line.split()[3])
-                        break
+            for line in _read(os.path.join(self.proc, "limits")).splitlines():
+                if line.startswith(b"Max open file"):
+                    max_fds = float(line.split()[3])
+                    break
             out.append(GaugeMetricFamily("process_open_fds", "Number of open file descriptors.",
                                          len(os.listdir(os.path.join(self.proc, "fd")))))
             if max_fds is not None:

@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from support.paths import REPO
 
+from boardfleet_agent import exposition
 from boardfleet_agent import families as ours
 from boardfleet_agent.exposition import render
 from boardfleet_agent.selfstats import SelfStats
@@ -113,6 +114,40 @@ def test_families_with_created_samples_render_as_generate_latest() -> None:
     assert render(fams) == generate_latest(reg)
     assert b"board_x_seconds_bucket{le=\"0.5\"} 1.0" in render(fams)
     assert b"# TYPE board_x_seconds_created gauge" in render(fams)
+
+
+@given(specs(), st.integers(1, 3))
+def test_series_rendered_again_render_as_generate_latest(spec: list, scrapes: int) -> None:
+    """Series seen before (their lines cached up to the value) with new values."""
+    for _ in range(scrapes):
+        fams = build(spec)
+        assert render(fams) == generate_latest(_Fams(fams))
+        spec = [(kind, name, doc, labels, [(_bumped(kind, args), kwargs) for args, kwargs in calls])
+                for kind, name, doc, labels, calls in spec]
+
+
+def _bumped(kind: int, args: tuple) -> tuple:
+    """``add_metric`` arguments with the next scrape's value."""
+    if kind == 2:
+        return (args[0], [(b, c + 1) for b, c in args[1]], args[2])
+    return (args[0], float(args[1]) / 3)
+
+
+def test_more_series_than_the_line_cache_holds_render_as_generate_latest() -> None:
+    fam = GaugeMetricFamily("board_x", "x", labels=["pid", "comm"])
+    for pid in range(exposition.MAX_HEADS * 2 + 7):
+        fam.add_metric([str(pid), "w\\\n\"%d" % pid], pid / 7)
+    for _ in range(2):
+        assert render([fam]) == generate_latest(_Fams([fam]))
+        assert len(exposition._HEADS) <= exposition.MAX_HEADS
+
+
+def test_long_label_values_are_cut_alike_every_time_and_not_kept() -> None:
+    fam = ours.GaugeMetricFamily("board_info", "info", labels=["model"])
+    fam.add_metric(["m" * (exposition.MAX_LABEL_VALUE * 4)], 1)
+    first = render([fam])
+    assert render([fam]) == first and len(first) < exposition.MAX_LABEL_VALUE + 80
+    assert not any(k[0] == "board_info" for k in exposition._HEADS if isinstance(k, tuple))
 
 
 def test_selfstats_export_what_process_collector_exports() -> None:

@@ -68,6 +68,29 @@ def test_same_family_from_two_collectors_is_exposed_once() -> None:
     assert 'board_good{x="y"} 3.0' in text
 
 
+CACHED = GaugeMetricFamily("board_good", "ok", labels=["x"])
+CACHED.add_metric(["cached"], 5)
+
+
+class Cached(Collector):
+    """Serves one family object again and again, as a background result is served."""
+
+    name = "cached"
+
+    def collect(self, src: Source) -> Iterator[Metric]:
+        yield CACHED
+
+
+def test_families_joined_on_every_scrape_leave_the_served_ones_as_they_were() -> None:
+    runner = ScrapeRunner([Cached({}), Good({}), Shared({})], SnapshotSource({}))
+    for _ in range(3):
+        text = _scrape(runner)
+        assert text.count("# TYPE board_good gauge") == 1
+        assert text.count('board_good{x="cached"} 5.0') == 1
+        assert 'board_good{x="y"} 3.0' in text
+        assert [s.labels for s in CACHED.samples] == [{"x": "cached"}]
+
+
 class Slow(Collector):
     name = "slow"
     background = True

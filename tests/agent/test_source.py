@@ -1,9 +1,15 @@
 """Sources: sysroot reads, vendor tools with deadlines, and batched remote reads."""
 
+import glob
 import subprocess
+import tempfile
 import time
+from pathlib import Path
+from typing import List
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.paths import FIXTURES
 
 from boardfleet_agent.errors import NoData
@@ -75,3 +81,29 @@ def test_snapshot_source_globs_like_the_board() -> None:
     assert src.exists("/sys/class/thermal")
     with pytest.raises(FileNotFoundError):
         src.read_text("/proc/2/stat")
+
+
+# A small tree: directories, files, hidden names, symlinks to a directory, a file and
+# nowhere, and names with glob characters in them.
+TREE = {"cpu0/cpufreq/cur": "f", "cpu1/cpufreq/cur": "f", "cpu12/cpufreq": "f",
+        "cpufreq/cur": "f", ".hidden/cur": "f", "cpu2/.cur": "f", "a[1]/cur": "f",
+        "cpu3": "->cpu0", "cpu4": "->cpu0/cpufreq/cur", "cpu5": "->nowhere", "x": "f"}
+PARTS = st.sampled_from(["cpu*", "cpu[0-9]*", "cpu?", "*", ".*", "cpufreq", "cur", ".cur",
+                         "*cur", "a[1]", "a[[]1]", "nothing", "[!c]*", "cpu[", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PARTS, min_size=1, max_size=4))
+def test_local_source_globs_as_the_glob_module(parts: List[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "board"
+        for name, what in TREE.items():
+            path = root / "sys" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if what.startswith("->"):
+                path.symlink_to(what[2:])
+            else:
+                path.write_text(what)
+        pattern = "/sys/" + "/".join(parts)
+        want = sorted(p[len(str(root)):] for p in glob.glob(str(root) + pattern))
+        assert LocalSource(str(root)).glob(pattern) == want

@@ -134,6 +134,55 @@ def test_a_directory_swapped_for_a_symlink_out_is_refused_once_its_trust_ends(
         src.read_text(path)
 
 
+def test_a_file_swapped_for_a_symlink_out_is_refused_within_its_directory_trust(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source_mod.time, "monotonic", lambda: 100.0)
+    (tmp_path / "host-secret").write_text("root:$6$hash\n")
+    zone = tmp_path / "board" / "sys" / "class" / "thermal" / "thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "temp").write_text("41000\n")
+    (zone / "loop").symlink_to("loop")
+    src = LocalSource(str(tmp_path / "board"))
+    path = "/sys/class/thermal/thermal_zone0/temp"
+    assert src.read_text(path) == "41000\n"  # its directories are trusted now
+    (zone / "temp").unlink()
+    (zone / "temp").symlink_to(tmp_path / "host-secret")
+    with pytest.raises(SourceError, match="out of the sysroot"):
+        src.read_text(path)
+    (zone / "temp").unlink()
+    (zone / "temp").symlink_to("../thermal_zone0/inside")  # a link inside is followed
+    (zone / "inside").write_text("42000\n")
+    assert src.read_text(path) == "42000\n"
+    with pytest.raises(OSError):
+        src.read_text("/sys/class/thermal/thermal_zone0/loop")
+    with pytest.raises(FileNotFoundError):
+        src.read_text("/sys/class/thermal/thermal_zone0/temp1_label")
+
+
+def test_a_directory_is_trusted_no_longer_than_its_parents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone checked after its parents were is looked at again when their trust ends:
+    one look-up of the zone stands for its whole path."""
+    clock = [100.0]
+    monkeypatch.setattr(source_mod.time, "monotonic", lambda: clock[0])
+    outside = tmp_path / "host" / "thermal"
+    (outside / "thermal_zone1").mkdir(parents=True)
+    (outside / "thermal_zone1" / "temp").write_text("99000\n")
+    thermal = tmp_path / "board" / "sys" / "class" / "thermal"
+    for zone in ("thermal_zone0", "thermal_zone1"):
+        (thermal / zone).mkdir(parents=True)
+        (thermal / zone / "temp").write_text("41000\n")
+    src = LocalSource(str(tmp_path / "board"))
+    assert src.read_text("/sys/class/thermal/thermal_zone0/temp") == "41000\n"
+    clock[0] += source_mod.TRUSTED_DIR_SECONDS * 0.6  # zone1 is checked later
+    assert src.read_text("/sys/class/thermal/thermal_zone1/temp") == "41000\n"
+    clock[0] += source_mod.TRUSTED_DIR_SECONDS * 0.6  # the parents' trust ended
+    shutil.rmtree(str(thermal))
+    os.symlink(str(outside), str(thermal))
+    with pytest.raises(SourceError, match="out of the sysroot"):
+        src.read_text("/sys/class/thermal/thermal_zone1/temp")
+
+
 def test_long_label_values_are_bounded_and_stay_distinct() -> None:
     from prometheus_client.core import GaugeMetricFamily
 

@@ -41,10 +41,11 @@ class LocalShell:
 
 class LocalFiles(LocalSource):
     """The board's files read directly, and nothing else a snapshot cannot give either
-    (vendor tools, statvfs, links, directory listings)."""
+    (vendor tools, statvfs, links, directory listings and identities)."""
 
     name = SnapshotSource.name
     readlink = Source.readlink
+    identity = Source.identity
     listdir = Source.listdir
     statvfs = Source.statvfs
     run_tool = Source.run_tool

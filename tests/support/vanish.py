@@ -59,10 +59,10 @@ class Vanisher:
 class TriggerSource(LocalSource):
     """A LocalSource that calls an action right after its n-th operation.
 
-    Operations are reads, globs, existence checks, readlinks, statvfs and tool lookups;
-    ``trace`` keeps each one's path or pattern. Firing after operation n puts a vanish
-    exactly between a listing and the reads that follow it, at the point a test chose;
-    a racing thread only makes such points likely.
+    Operations are reads, globs, existence checks, readlinks, identities, statvfs and
+    tool lookups; ``trace`` keeps each one's path or pattern. Firing after operation n
+    puts a vanish exactly between a listing and the reads that follow it, at the point a
+    test chose; a racing thread only makes such points likely.
     """
 
     def __init__(self, root: str) -> None:
@@ -113,6 +113,12 @@ class TriggerSource(LocalSource):
     def listdir(self, path: str) -> List[str]:
         try:
             return super().listdir(path)
+        finally:
+            self._tick(path)
+
+    def identity(self, path: str) -> Tuple[int, int, int] | None:
+        try:
+            return super().identity(path)
         finally:
             self._tick(path)
 

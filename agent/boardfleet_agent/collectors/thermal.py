@@ -6,10 +6,16 @@ is served; one that vanished is skipped. A thermal zone whose ``mode`` is ``disa
 and whose ``temp`` refuses reads is skipped: the kernel stopped reading that sensor (on
 Qualcomm kernels: "Unable to get temperature, disabling!"; node_exporter's thermal_zone
 collector fails on such zones with EINVAL).
+
+A zone's ``type`` and a hwmon device's ``name`` and labels never change while its
+directory exists, so they are read once per directory, not on every scrape: cached
+under the directory's :meth:`~boardfleet_agent.source.Source.identity` (inode and
+change time), which a zone re-created under the same path (module reload renumbers
+zones) does not share.
 """
 
 import re
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from boardfleet_agent.errors import NoData, ParseError, SourceError
 from boardfleet_agent.families import GaugeMetricFamily, Metric
@@ -17,6 +23,9 @@ from boardfleet_agent.parsers.sysfs import first_line
 from boardfleet_agent.parsers.thermal import celsius, is_temperature_sensor
 from boardfleet_agent.registry import Collector, register
 from boardfleet_agent.source import Source
+
+# Per directory: its identity, and its names (zone: type; hwmon: name, label per input).
+_Names = Tuple[Tuple[int, int, int], Dict[str, Optional[str]]]
 
 ZONES = "/sys/class/thermal/thermal_zone*"
 HWMON = "/sys/class/hwmon/hwmon*"
@@ -30,9 +39,18 @@ class ThermalCollector(Collector):
     paths = (ZONES + "/type", ZONES + "/temp", ZONES + "/mode", HWMON + "/name",
              HWMON + "/temp*_input", HWMON + "/temp*_label")
 
+    def __init__(self, settings: Mapping[str, Any], platform: str = "generic") -> None:
+        super().__init__(settings, platform)
+        self._names: Dict[str, _Names] = {}  # directories of the last run
+        self._seen: Dict[str, _Names] = {}  # directories of this run
+
     def collect(self, src: Source) -> Iterator[Metric]:
         refused: List[str] = []
-        rows = self._zones(src, refused) + self._hwmon(src, refused)
+        self._seen = {}
+        try:
+            rows = self._zones(src, refused) + self._hwmon(src, refused)
+        finally:
+            self._names, self._seen = self._seen, {}
         if not rows and not refused:
             raise NoData("no thermal zones or hwmon temperature sensors")
         fam = GaugeMetricFamily(
@@ -51,7 +69,7 @@ class ThermalCollector(Collector):
         for zone_dir in src.glob(ZONES):
             zone = zone_dir.rsplit("/", 1)[1]
             try:
-                sensor = first_line(src.read_text(zone_dir + "/type"))
+                sensor = self._name(src, zone_dir, "type") or ""
                 raw = src.read_text(zone_dir + "/temp")
             except FileNotFoundError:
                 continue  # the zone went away (module unloaded, hotplug)
@@ -70,20 +88,18 @@ class ThermalCollector(Collector):
         rows = []
         for hw_dir in src.glob(HWMON):
             hw = hw_dir.rsplit("/", 1)[1]
-            try:
-                chip = first_line(src.read_text(hw_dir + "/name")) or hw
-            except OSError:
-                chip = hw
+            chip = self._name(src, hw_dir, "name", absent_ok=True) or hw
             inputs = src.glob(hw_dir + "/temp*_input")
             for path in inputs:
                 m = _TEMP_INPUT.search(path)
                 if not m:
                     continue
                 idx = m.group(1)
-                try:
-                    sensor = first_line(src.read_text("%s/temp%s_label" % (hw_dir, idx)))
-                except OSError:
+                label = self._name(src, hw_dir, "temp%s_label" % idx, absent_ok=True)
+                if label is None:
                     sensor = chip if len(inputs) == 1 else "%s_temp%s" % (chip, idx)
+                else:
+                    sensor = label
                 try:
                     raw = src.read_text(path)
                 except FileNotFoundError:
@@ -95,6 +111,40 @@ class ThermalCollector(Collector):
                 if value is not None and is_temperature_sensor(sensor):
                     rows.append((sensor, "%s_temp%s" % (hw, idx), value))
         return rows
+
+    def _name(self, src: Source, directory: str, file: str,
+               absent_ok: bool = False) -> Optional[str]:
+        """The first line of ``directory/file``, read once while the directory stays the
+        same one (looked at once a run). With ``absent_ok``: None if it cannot be read
+        (cached if it is absent); else its errors are raised (and nothing is cached)."""
+        names: Optional[Dict[str, Optional[str]]] = None
+        seen = self._seen.get(directory)
+        if seen is not None:
+            names = seen[1]
+        else:
+            try:
+                key = src.identity(directory)
+            except (OSError, SourceError):
+                key = None
+            if key is not None:
+                last = self._names.get(directory)
+                names = last[1] if last is not None and last[0] == key else {}
+                self._seen[directory] = (key, names)
+        if names is not None and file in names:
+            return names[file]
+        try:
+            value: Optional[str] = first_line(src.read_text(directory + "/" + file))
+        except FileNotFoundError:
+            if not absent_ok:
+                raise
+            value = None
+        except OSError:
+            if not absent_ok:
+                raise
+            return None  # refused now: read again next time
+        if names is not None:
+            names[file] = value
+        return value
 
 
 def _disabled(src: Source, zone_dir: str) -> bool:
