@@ -4,10 +4,11 @@ import argparse
 import os
 import signal
 import sys
-from typing import List, Optional, Tuple, Type
+from typing import List, Optional, Tuple
 
 from boardfleet_agent import __version__
 from boardfleet_agent.app import Agent
+from boardfleet_agent.collectors import CATALOG, Entry
 from boardfleet_agent.config import (
     DEFAULT_COLLECTOR_TIMEOUT,
     DEFAULT_LISTEN,
@@ -18,7 +19,7 @@ from boardfleet_agent.config import (
     load_file,
 )
 from boardfleet_agent.log import log, to_stream
-from boardfleet_agent.registry import Collector, all_collectors
+from boardfleet_agent.registry import all_collectors
 from boardfleet_agent.wakeup import Wakeup
 from boardfleet_agent.web.config import WebConfig, load_web_config
 from boardfleet_agent.web.listen import parse_listen
@@ -77,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--collector.disable-defaults", dest="disable_defaults",
                    action="store_true", default=None,
                    help="run only the collectors enabled explicitly")
-    for name, cls in all_collectors().items():
+    for name, entry in sorted(CATALOG.items()):
         g.add_argument("--collector." + name, dest="c_" + name, action="store_true",
-                       default=None, help=_collector_help(cls))
+                       default=None, help=_collector_help(name, entry))
         g.add_argument("--no-collector." + name, dest="c_" + name, action="store_false",
                        help=argparse.SUPPRESS)
     g.add_argument("--collector.textfile.directory", dest="textfile_directory",
@@ -120,10 +121,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _collector_help(cls: Type[Collector]) -> str:
-    where = ", ".join(sorted(cls.platforms)) if cls.platforms else "all platforms"
-    state = "on" if cls.default_enabled else "off"
-    return "%s [%s; default %s; --no-collector.%s disables]" % (cls.help, where, state, cls.name)
+def _collector_help(name: str, entry: Entry) -> str:
+    where = ", ".join(sorted(entry.platforms)) if entry.platforms else "all platforms"
+    state = "on" if entry.default_enabled else "off"
+    return "%s [%s; default %s; --no-collector.%s disables]" % (entry.help, where, state, name)
 
 
 def resolve_config(args: argparse.Namespace) -> AgentConfig:
@@ -139,7 +140,7 @@ def resolve_config(args: argparse.Namespace) -> AgentConfig:
         cfg.collectors.setdefault("textfile", {})["directory"] = args.textfile_directory
     if args.disable_defaults:
         cfg.disable_defaults = True
-    for name in all_collectors():
+    for name in CATALOG:
         choice = getattr(args, "c_" + name)
         if choice is not None:
             cfg.set_enabled(name, choice)

@@ -25,6 +25,8 @@ Pythons).
 import sys
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
+from boardfleet_agent.collectors import CATALOG
+
 DEFAULT_PORT = 9776
 DEFAULT_LISTEN = "0.0.0.0:%d" % DEFAULT_PORT
 DEFAULT_SAMPLE_INTERVAL = 1.0
@@ -104,12 +106,9 @@ class AgentConfig:
         A collector naming an ``enabled_by`` setting (the textfile collector's
         ``directory``) is enabled when that setting is given, unless disabled explicitly.
         """
-        from boardfleet_agent.registry import all_collectors
-
-        known = all_collectors()
-        out = {name: False for name in known} if self.disable_defaults else {}
+        out = {name: False for name in CATALOG} if self.disable_defaults else {}
         for name, table in self.collectors.items():
-            enabled_by = getattr(known[name], "enabled_by", "")
+            enabled_by = CATALOG[name].enabled_by
             if "enabled" in table:
                 out[name] = bool(table["enabled"])
             elif enabled_by and table.get(enabled_by):
@@ -193,15 +192,15 @@ def _need_table(value: Any, where: str, name: str) -> None:
 
 
 def _check_collectors(data: Mapping[str, Any], where: str, prefix: str) -> None:
-    from boardfleet_agent.registry import all_collectors
+    from boardfleet_agent.registry import collector_class
 
-    known = all_collectors()
     for name, table in data.items():
-        if name not in known:
+        if name not in CATALOG:
             raise ConfigError("%s%s%s: unknown collector (known: %s)"
-                              % (where, prefix, name, ", ".join(known)))
+                              % (where, prefix, name, ", ".join(sorted(CATALOG))))
         _need_table(table, where, prefix + name)
-        _check_table(table, collector_schema(known[name].defaults), where, prefix + name + ".")
+        _check_table(table, collector_schema(collector_class(name).defaults), where,
+                     prefix + name + ".")
 
 
 def collector_schema(defaults: Mapping[str, Any]) -> Dict[str, Value]:

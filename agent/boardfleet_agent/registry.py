@@ -1,12 +1,14 @@
-"""The collector registry: every collector registers itself with a name and defaults.
+"""The collector registry: every collector registers itself under its catalogue name.
 
-Like node_exporter's ``registerCollector``: registration gives each collector its
-``--collector.<name>`` / ``--no-collector.<name>`` flags and its config-file table.
+Like node_exporter's ``registerCollector``: the catalogue (``collectors.CATALOG``) gives
+each collector its ``--collector.<name>`` / ``--no-collector.<name>`` flags and its
+config-file table; a collector's module is imported only when it runs or is listed.
 """
 
 import importlib
 from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Type
 
+from boardfleet_agent.collectors import CATALOG
 from boardfleet_agent.families import Metric
 from boardfleet_agent.parsers.lines import Skips
 from boardfleet_agent.procs import PidMemory
@@ -18,17 +20,19 @@ PLATFORMS = ("hisi", "horizon", "snapdragon", "generic")
 class Collector:
     """One kind of board data, turned into metric families.
 
-    Subclasses set the class attributes and implement :meth:`collect`, which yields
-    fresh families on every call. It raises :class:`~boardfleet_agent.errors.NoData`
-    when the hardware is absent; any other exception marks the collector as failed,
-    while the families already yielded are still served (as node_exporter does).
+    Subclasses set ``name`` and how they read (the attributes from ``background`` on;
+    ``@register`` sets the four above those from the catalogue) and implement
+    :meth:`collect`, which yields fresh families on every call. It raises
+    :class:`~boardfleet_agent.errors.NoData` when the hardware is absent; any other
+    exception marks the collector as failed, while the families already yielded are
+    still served (as node_exporter does).
     """
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
-    # Platforms the collector runs on; empty means every platform (a generic collector).
     platforms: ClassVar[FrozenSet[str]] = frozenset()
     default_enabled: ClassVar[bool] = True
+    enabled_by: ClassVar[str] = ""
     # Sampled in the background every ``interval`` seconds and served from a cache:
     # for sources that are slow, take a kernel lock, or run a vendor tool.
     background: ClassVar[bool] = False
@@ -66,43 +70,49 @@ class Collector:
 
 
 _REGISTRY: Dict[str, Type[Collector]] = {}
-_SCANNED = False
 
 
 def register(cls: Type[Collector]) -> Type[Collector]:
-    """Class decorator adding a collector to the registry."""
-    if not cls.name or cls.name in _REGISTRY:
-        raise ValueError("collector name missing or registered twice: %r" % cls.name)
+    """Class decorator adding a collector to the registry, with its catalogue entry."""
+    entry = CATALOG.get(cls.name)
+    if entry is None or cls.name in _REGISTRY:
+        raise ValueError("collector not in collectors.CATALOG or registered twice: %r"
+                         % cls.name)
+    cls.help, cls.platforms = entry.help, entry.platforms
+    cls.default_enabled, cls.enabled_by = entry.default_enabled, entry.enabled_by
     _REGISTRY[cls.name] = cls
     return cls
 
 
+def collector_class(name: str) -> Type[Collector]:
+    """The class of the catalogued collector ``name``, its module imported on first use."""
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        if name not in CATALOG:
+            raise KeyError(name)
+        importlib.import_module("boardfleet_agent.collectors." + name)
+        cls = _REGISTRY[name]
+    return cls
+
+
 def all_collectors() -> Dict[str, Type[Collector]]:
-    """Every registered collector class, importing the ``collectors`` package once.
-
-    Other modules may import single collectors earlier; the package scan still runs.
-    """
-    global _SCANNED
-    if not _SCANNED:
-        from boardfleet_agent import collectors
-
-        for name in collectors.MODULES:
-            importlib.import_module("boardfleet_agent.collectors." + name)
-        _SCANNED = True
-    return dict(sorted(_REGISTRY.items()))
+    """Every collector class by name, each module imported (for listings and probes)."""
+    return {name: collector_class(name) for name in sorted(CATALOG)}
 
 
 def collectors_for(platform: str, enabled: Mapping[str, bool]) -> List[Type[Collector]]:
-    """Collector classes to run on ``platform``, given explicit enable/disable choices.
+    """Collector classes to run on ``platform``, given explicit enable/disable choices;
+    only these are imported.
 
     A collector runs when it is explicitly enabled, or when it is enabled by default and
     either generic or made for this platform.
     """
     out = []
-    for name, cls in all_collectors().items():
+    for name, entry in sorted(CATALOG.items()):
         choice = enabled.get(name)
         if choice is None:
-            choice = cls.default_enabled and (not cls.platforms or platform in cls.platforms)
+            choice = entry.default_enabled and (
+                not entry.platforms or platform in entry.platforms)
         if choice:
-            out.append(cls)
+            out.append(collector_class(name))
     return out

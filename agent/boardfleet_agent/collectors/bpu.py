@@ -24,8 +24,6 @@ MAX_CORES = 64
 @register
 class BpuCollector(Collector):
     name = "bpu"
-    help = "BPU utilisation and frequency per core (/sys/devices/system/bpu)"
-    platforms = frozenset(("horizon",))
     paths = (BPU + "/ratio", BPU + "/core_num", CORES + "/ratio", CORES + "/power_enable",
              CORES + "/devfreq/*/cur_freq")
 

@@ -11,7 +11,6 @@ from boardfleet_agent.source import Source
 @register
 class CpuCollector(Collector):
     name = "cpu"
-    help = "CPU seconds per core and mode (/proc/stat)"
     paths = ("/proc/stat",)
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -20,7 +20,6 @@ _CPU = re.compile(r"/cpu(\d+)/")
 @register
 class CpuFreqCollector(Collector):
     name = "cpufreq"
-    help = "current CPU frequency per core (cpufreq scaling_cur_freq)"
     paths = (FREQ_GLOB,)
 
     def collect(self, src: Source) -> Iterator[Metric]:

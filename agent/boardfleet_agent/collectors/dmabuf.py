@@ -20,8 +20,6 @@ BUFINFO = "/sys/kernel/debug/dma_buf/bufinfo"
 @register
 class DmaBufCollector(Collector):
     name = "dmabuf"
-    help = "DMA-BUF bytes and buffers per exporter (debugfs dma_buf/bufinfo)"
-    platforms = frozenset({"snapdragon"})
     paths = (BUFINFO,)
     # Megabytes on a busy board (50k buffers): parsed on a thread of its own every 5 s,
     # not every second on the scheduler with the quick collectors (issue 13).

@@ -45,7 +45,6 @@ def is_dmabuf_link(target: str) -> bool:
 @register
 class DmaBufProcessCollector(Collector):
     name = "dmabuf_process"
-    help = "DMA-BUF bytes per process name (/proc/<pid>/fdinfo, deduplicated by inode)"
     background = True
     default_interval = 15.0
     # Symlinks under fd/ are not files a batched read can fetch; a snapshot gets the

@@ -18,7 +18,6 @@ STORAGE_FSTYPES = frozenset((
 @register
 class FilesystemCollector(Collector):
     name = "filesystem"
-    help = "size and available bytes of storage filesystems (/proc/mounts + statvfs)"
     paths = ("/proc/mounts",)
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -24,8 +24,6 @@ BANNER_LINES = 4  # hiddrs: 3 banner lines; bspddrs: 1 frequency line
 @register
 class HisiDdrCollector(Collector):
     name = "hisi_ddr"
-    help = "HiSilicon DDR utilisation measured by hiddrs/bspddrs (runs the vendor tool)"
-    platforms = frozenset({"hisi"})
     background = True
     default_interval = 15.0
     defaults = {

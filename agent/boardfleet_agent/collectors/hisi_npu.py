@@ -24,8 +24,6 @@ ACCELERATORS = (
 @register
 class HisiNpuCollector(Collector):
     name = "hisi_npu"
-    help = "HiSilicon SVP NNN/NPU, NNIE and IVE utilisation and interrupts (/proc/umap)"
-    platforms = frozenset({"hisi"})
     paths = tuple(path for _, path in ACCELERATORS)
 
     def collect(self, src: Source) -> Iterator[Metric]:

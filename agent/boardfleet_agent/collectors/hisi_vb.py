@@ -17,8 +17,6 @@ VB_PATH = "/proc/umap/vb"
 @register
 class HisiVbCollector(Collector):
     name = "hisi_vb"
-    help = "HiSilicon video buffer pools: blocks, free, minimum free (/proc/umap/vb)"
-    platforms = frozenset({"hisi"})
     paths = (VB_PATH,)
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -31,8 +31,6 @@ BLOCK_LINES = 5  # Time, header, Read, Write, blank
 @register
 class HorizonDdrCollector(Collector):
     name = "horizon_ddr"
-    help = "DDR read/write bandwidth per AXI port (axi_mon debugfs or hrut_ddr)"
-    platforms = frozenset(("horizon",))
     background = True
     default_interval = 15.0
     paths = (AXI_MON + "/enable", AXI_MON + "/statistics")

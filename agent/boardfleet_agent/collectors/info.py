@@ -30,7 +30,6 @@ REREAD_SECONDS = 60.0
 @register
 class InfoCollector(Collector):
     name = "info"
-    help = "board_info metadata (platform, soc, model, kernel, agent version)"
     # The HiSilicon MPP version lines name the SoC of boards without a device tree.
     paths = (*DT_MODEL, *DT_COMPATIBLE, *HISI_VERSION_FILES, "/proc/sys/kernel/osrelease",
              "/proc/version", *OS_RELEASE, RDK_VERSION)

@@ -26,8 +26,6 @@ UNNAMED = "unknown"  # clients the kernel printed with a blank name
 @register
 class IonCollector(Collector):
     name = "ion"
-    help = "ION heap size/used/orphaned and bytes per process (debugfs ion/heaps, root)"
-    platforms = frozenset(("horizon", "snapdragon"))
     paths = (HEAPS_DIR + "/*",)
     # Megabytes on a busy board (50k buffers): parsed on a thread of its own every 5 s,
     # not every second on the scheduler with the quick collectors (issue 13).

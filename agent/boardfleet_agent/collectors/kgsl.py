@@ -42,8 +42,6 @@ LABELS = {"accelerator": "gpu", "core": "0"}
 @register
 class KgslCollector(Collector):
     name = "kgsl"
-    help = "Adreno GPU utilisation, frequency, model and per-process memory (kgsl sysfs)"
-    platforms = frozenset({"snapdragon"})
     paths = (GPU + "/gpubusy", GPU + "/gpu_busy_percentage", GPU + "/devfreq/cur_freq",
              GPU + "/gpuclk", GPU + "/gpu_model")
     process_paths = (*(PROC + "/" + k for k in KINDS), DEBUG_PROC + "/mem",

@@ -11,7 +11,6 @@ from boardfleet_agent.source import Source
 @register
 class LoadavgCollector(Collector):
     name = "loadavg"
-    help = "1, 5 and 15 minute load averages (/proc/loadavg)"
     paths = ("/proc/loadavg",)
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -11,7 +11,6 @@ from boardfleet_agent.source import Source
 @register
 class MemoryCollector(Collector):
     name = "memory"
-    help = "memory total/available and CMA (/proc/meminfo)"
     paths = ("/proc/meminfo",)
 
     def collect(self, src: Source) -> Iterator[Metric]:

@@ -39,8 +39,6 @@ OTHER_NAME = "other"
 @register
 class MmzCollector(Collector):
     name = "mmz"
-    help = "HiSilicon MMZ zones, allocations and owners (/proc/media-mem)"
-    platforms = frozenset({"hisi"})
     background = True
     default_interval = 10.0
     paths = MEDIA_MEM_PATHS

@@ -32,7 +32,6 @@ def page_size() -> int:
 @register
 class ProcessesCollector(Collector):
     name = "processes"
-    help = "CPU seconds and RSS of configured process names (/proc/<pid>/stat)"
     paths = ("/proc/[0-9]*/stat",)
     agentless = False  # one read per process: too heavy for a probed busybox board
     default_interval = 5.0  # one read per process: not every second

@@ -41,8 +41,6 @@ RATIO_HELP = ("DDR current frequency (or bandwidth vote) ÷ the highest availabl
 @register
 class QcomDdrCollector(Collector):
     name = "qcom_ddr"
-    help = "Snapdragon DDR frequency and frequency/vote ratio (bus_dcvs or devfreq)"
-    platforms = frozenset({"snapdragon"})
     paths = (BUS_DCVS + "/cur_freq", BUS_DCVS + "/available_frequencies",
              *(n + "/" + f for n in DEVFREQ_NODES
                for f in ("cur_freq", "available_frequencies")))

@@ -30,9 +30,6 @@ Version = Tuple[int, int, int, int]  # device, inode, size, mtime in ns
 @register
 class TextfileCollector(Collector):
     name = "textfile"
-    help = "metrics from *.prom files in a directory other tools write (node_exporter style)"
-    default_enabled = False
-    enabled_by = "directory"  # configuring it enables the collector
     agentless = False  # files on the agent's machine
     defaults = {"directory": ""}
 

@@ -35,7 +35,6 @@ _TEMP_INPUT = re.compile(r"temp(\d+)_input$")
 @register
 class ThermalCollector(Collector):
     name = "thermal"
-    help = "temperatures from thermal zones and hwmon sensors"
     paths = (ZONES + "/type", ZONES + "/temp", ZONES + "/mode", HWMON + "/name",
              HWMON + "/temp*_input", HWMON + "/temp*_label")
 
