@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.paths import FIXTURES, REPO
 
-from boardfleet_agent import collectors
+from boardfleet_agent import collectors, inference
 from boardfleet_agent.registry import all_collectors
 
 # Modules a plain agent (no TLS, no auth, no vendor tools) must not load, and what each
@@ -21,6 +22,7 @@ NOT_ON_A_PLAIN_BOARD = ("prometheus_client", "ssl", "hashlib", "inspect", "pkgut
                         "subprocess", "http.server", "http.client", "socketserver", "email",
                         "logging", "traceback", "shutil", "base64")
 COLLECTORS = "boardfleet_agent.collectors."
+PIPELINE = "boardfleet_agent.inference.pipeline"
 
 
 def test_every_collector_module_is_catalogued() -> None:
@@ -31,18 +33,41 @@ def test_every_collector_module_is_catalogued() -> None:
         assert (cls.name, cls.help, cls.platforms) == (name, *collectors.CATALOG[name][:2])
 
 
-def test_a_plain_agent_imports_nothing_it_does_not_use() -> None:
+def modules_of_one_scrape(*args: str) -> list[str]:
+    """The modules an agent loaded to serve one scrape of the generic board."""
     code = ("import json, sys\n"
             "from boardfleet_agent.cli import main\n"
-            "rc = main(['--once', '--sysroot', %r])\n"
+            "rc = main(['--once', '--sysroot', %r, *%r])\n"
             "sys.stderr.write(json.dumps([rc, sorted(sys.modules)]))\n"
-            % str(FIXTURES / "generic"))
+            % (str(FIXTURES / "generic"), args))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60, cwd=str(REPO / "agent"))
     rc, modules = json.loads(r.stderr.splitlines()[-1])
     assert rc == 0 and "board_cpu_seconds_total" in r.stdout
+    return modules
+
+
+def test_a_plain_agent_imports_nothing_it_does_not_use() -> None:
+    modules = modules_of_one_scrape()
     assert [m for m in NOT_ON_A_PLAIN_BOARD if m in modules] == []
     # Only the collectors a generic board runs (the vendor ones cost about 0.35 MiB).
     ran = sorted(m.rsplit(".", 1)[1] for m in modules if m.startswith(COLLECTORS))
     assert ran == [n for n, e in sorted(collectors.CATALOG.items())
                    if not e.platforms and e.default_enabled]
+
+
+def test_the_push_pipeline_is_imported_only_when_configured() -> None:
+    assert PIPELINE in modules_of_one_scrape()  # StatsD is on by default
+    assert [m for m in modules_of_one_scrape("--statsd-listen", "off")
+            if m.startswith("boardfleet_agent.inference.")] == []
+
+
+@pytest.mark.parametrize(("sections", "wanted"), [
+    ({}, True),
+    ({"statsd": {"listen": "off"}}, False),
+    ({"statsd": {"listen": "off"}, "logtail": {"poll_interval": 1.0}}, False),
+    ({"statsd": {"listen": "off"}, "logtail": {"yolo": {"path": "/var/log/y.log"}}}, True),
+    ({"statsd": {"listen": "127.0.0.1:9125"}}, True),
+])
+def test_the_pipeline_is_wanted_for_statsd_or_a_log_tail(sections: dict, wanted: bool) -> None:
+    assert inference.wanted(sections) is wanted

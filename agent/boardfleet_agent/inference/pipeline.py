@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from boardfleet_agent.config import ConfigError
 from boardfleet_agent.families import CounterMetricFamily, Metric
+from boardfleet_agent.inference import DEFAULT_STATSD_LISTEN, settings_of
 from boardfleet_agent.inference.intake import UdpIntake
 from boardfleet_agent.inference.latency import LatencyHistograms
 from boardfleet_agent.inference.logtail import FileFollower, LogPattern, LogStats, LogTailer
@@ -44,7 +45,6 @@ from boardfleet_agent.procs import PidMemory
 from boardfleet_agent.source import Source
 from boardfleet_agent.web.listen import parse_listen
 
-DEFAULT_STATSD_LISTEN = "127.0.0.1:8125"
 LOAD_BEGIN = "model_load_begin"
 LOAD_END = "model_load"
 MAX_PID = 1 << 22
@@ -58,7 +58,7 @@ class Inference:
     def __init__(self, sections: Mapping[str, Mapping[str, Any]], src: Source) -> None:
         # What this intake was built from: a reload with the same tables keeps it, and
         # with it the histograms, the load records and the socket.
-        self.settings = self.settings_of(sections)
+        self.settings = settings_of(sections)
         statsd = sections.get("statsd", {})
         inference = sections.get("inference", {})
         listen = _get(statsd, "statsd", "listen", str, DEFAULT_STATSD_LISTEN)
@@ -89,10 +89,6 @@ class Inference:
                 self.intake = UdpIntake(parse_listen(listen), self.handle)
             except ValueError as e:
                 raise ConfigError("statsd listen: %s" % e) from None
-
-    @staticmethod
-    def settings_of(sections: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
-        return {k: sections.get(k) for k in ("statsd", "inference", "logtail")}
 
     def start(self) -> None:
         """Start the intake and tailers (again on a kept intake: then nothing happens)."""
