@@ -137,8 +137,9 @@ def agent_env(agent_dir: Path, extra_path: str) -> Dict[str, str]:
 
 class Launch:
     """How an agent is started: from a checkout on PYTHONPATH, or with ``--bundle`` as
-    the installer starts it on a board (``python3 agent.pyz``), from a zipapp built of
-    that checkout (sources compiled at start: no ``.pyc`` in a zip)."""
+    the installer starts it on a board (``python3 agent.pyz`` in the installer's
+    environment), from a zipapp built of that checkout (sources compiled at start: no
+    ``.pyc`` in a zip)."""
 
     def __init__(self, agent_dir: Path, extra_path: str, bundle: bool) -> None:
         self.agent_dir, self.extra_path, self.bundle = agent_dir, extra_path, bundle
@@ -153,7 +154,10 @@ class Launch:
         label = python_label(python) + (" (%s)" % agent_dir.parent.name if other else "")
         if not self.bundle:
             return [python, "-m", "boardfleet_agent"], agent_env(agent_dir, self.extra_path), label
+        from boardfleet.installer import AGENT_ENV
+
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(AGENT_ENV)
         return [python, str(self._pyz(agent_dir))], env, label + " pyz"
 
     def _pyz(self, agent_dir: Path) -> Path:
@@ -321,7 +325,8 @@ def main() -> int:
                    help="more PYTHONPATH for the agent (prometheus_client for old checkouts)")
     p.add_argument("--bundle", action="store_true",
                    help="run each agent as the installer does, python3 agent.pyz (a zipapp "
-                        "built of its checkout) instead of -m boardfleet_agent")
+                        "built of its checkout, in the installer's environment) instead of "
+                        "-m boardfleet_agent")
     p.add_argument("--imports", action="store_true", help="print import costs only")
     p.add_argument("--footprint", action="store_true",
                    help="print the agent's RSS on every fixture board only")

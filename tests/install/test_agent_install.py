@@ -5,6 +5,7 @@ run in file order on the same boards: install, re-install, upgrade and rollback,
 status, uninstall; host-key refusals need no installed state.
 """
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -65,6 +66,9 @@ def test_install_fleet_in_parallel(fleet, capsys):
     assert "b2-nopy has no usable python3: registered for agentless collection" in out
     for b in bs[:2]:
         assert 'agent_version="%s"' % bundle_version() in scrape(b.address)
+        # The init script gives the agent its environment (one malloc arena).
+        assert [b"MALLOC_ARENA_MAX=1" in Path("/proc/%s/environ" % p).read_bytes()
+                for p, cmdline in processes(b) if b"agent.pyz" in cmdline] == [True]
     inv = yaml.safe_load((work / "boards.yml").read_text())
     modes = {b["name"]: b.get("mode", "agent") for b in inv["boards"]}
     assert modes == {"b0": "agent", "b1": "agent", "b2-nopy": "agentless"}
@@ -75,6 +79,17 @@ def test_install_fleet_in_parallel(fleet, capsys):
     assert len((work / "known_hosts").read_text().splitlines()) == 3
     assert not list(Path("/").glob("INJECTED*")) and not list(bs[1].root.rglob("INJECTED*"))
     assert not (bs[2].prefix / "opt").exists()
+
+
+def processes(board) -> list[tuple[str, bytes]]:
+    """(pid, cmdline) of the processes in the board's network namespace."""
+    pids = subprocess.run(["ip", "netns", "pids", board.netns], capture_output=True,
+                          text=True, timeout=10).stdout.split()
+    out = []
+    for pid in pids:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            out.append((pid, Path("/proc/%s/cmdline" % pid).read_bytes()))
+    return out
 
 
 def bundle_version() -> str:
@@ -160,8 +175,4 @@ def test_uninstall_leaves_nothing(fleet, capsys):
         == ["b2-nopy"]
     for b in bs:
         assert [p.name for p in b.prefix.iterdir()] == []
-        procs = subprocess.run(["ip", "netns", "pids", b.netns], capture_output=True,
-                               text=True, timeout=10).stdout.split()
-        cmdlines = [Path("/proc/%s/cmdline" % p).read_bytes() for p in procs
-                    if Path("/proc/%s" % p).exists()]
-        assert not [c for c in cmdlines if b"agent.pyz" in c or b"boardfleet" in c]
+        assert not [c for _, c in processes(b) if b"agent.pyz" in c or b"boardfleet" in c]

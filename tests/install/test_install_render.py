@@ -43,7 +43,8 @@ def test_systemd_unit_restarts_always_and_verifies(tmp_path):
     unit = render_systemd(lay, PY)
     assert ('ExecStart="/usr/bin/python3" "/opt/boardfleet/agent.pyz" "--config" '
             '"/etc/boardfleet/agent.toml"') in unit.splitlines()
-    for line in ("Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+    for line in ("Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 'Environment="MALLOC_ARENA_MAX=1"'):
         assert line in unit.splitlines()
     if shutil.which("systemd-analyze"):
         path = tmp_path / "boardfleet-agent.service"
@@ -59,6 +60,7 @@ def test_openrc_script_is_supervised():
     assert "supervisor=supervise-daemon" in text and "respawn_max=0" in text
     assert "command_args='/opt/boardfleet/agent.pyz --config /etc/boardfleet/agent.toml'" \
         in text
+    assert "supervise_daemon_args='--env MALLOC_ARENA_MAX=1'" in text.splitlines()
     assert subprocess.run(["sh", "-n"], input=text, text=True, timeout=10).returncode == 0
 
 
@@ -69,9 +71,10 @@ def test_sysv_script_quotes_any_prefix(prefix):
     script = render_sysv(lay, PY)
     head = script.split("\nrunning()")[0]
     # Evaluating the assignments yields the exact paths and runs nothing else.
-    r = subprocess.run(["sh", "-c", head + '\nprintf "%s\\n" "$BUNDLE" "$PIDFILE"'],
+    r = subprocess.run(["sh", "-c", head + '\nprintf "%s\\n" "$BUNDLE" "$PIDFILE"'
+                        ' "$(env | grep ^MALLOC_ARENA_MAX=)"'],
                        capture_output=True, text=True, timeout=10)
-    assert r.stdout.splitlines() == [lay.bundle, lay.pidfile]
+    assert r.stdout.splitlines() == [lay.bundle, lay.pidfile, "MALLOC_ARENA_MAX=1"]
     assert subprocess.run(["sh", "-n"], input=script, text=True, timeout=10).returncode == 0
 
 
