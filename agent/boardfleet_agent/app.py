@@ -47,6 +47,8 @@ class Agent:
             from boardfleet_agent.inference import pipeline
 
             self.inference = pipeline.Inference(cfg.sections, self.src)
+        else:
+            inference.tags_of(cfg.sections)  # a bad [inference] table is told all the same
         # The memory collectors publish per-PID bytes for model loads (no reads on events).
         for c in self.collectors:
             c.pid_memory = self.inference.memory if self.inference is not None else None

@@ -53,7 +53,7 @@ class Value(NamedTuple):
 
 # A table's schema: its keys, each a setting or a sub-table's schema; key "*" stands for
 # any other key (named sub-tables, such as one per followed log file).
-# COLLECTORS stands for one table per registered collector: enabled, interval, and the
+# COLLECTORS stands for one table per catalogued collector: enabled, interval, and the
 # collector's own ``defaults`` (typed by their default values).
 COLLECTORS = "collectors"
 Schema = Mapping[str, Any]
@@ -199,8 +199,10 @@ def _check_collectors(data: Mapping[str, Any], where: str, prefix: str) -> None:
             raise ConfigError("%s%s%s: unknown collector (known: %s)"
                               % (where, prefix, name, ", ".join(sorted(CATALOG))))
         _need_table(table, where, prefix + name)
-        _check_table(table, collector_schema(collector_class(name).defaults), where,
-                     prefix + name + ".")
+        # The collector's own settings are known to its class: imported only if named.
+        own = any(k not in ("enabled", "interval") for k in table)
+        _check_table(table, collector_schema(collector_class(name).defaults if own else {}),
+                     where, prefix + name + ".")
 
 
 def collector_schema(defaults: Mapping[str, Any]) -> Dict[str, Value]:

@@ -2,7 +2,8 @@
 
 Like node_exporter's ``registerCollector``: the catalogue (``collectors.CATALOG``) gives
 each collector its ``--collector.<name>`` / ``--no-collector.<name>`` flags and its
-config-file table; a collector's module is imported only when it runs or is listed.
+config-file table; a collector's module is imported only when it runs, is listed, is
+given settings in the config file, or serves an agentless probe.
 """
 
 import importlib

@@ -100,8 +100,8 @@ class Layout:
 
 # The agent's environment on a board. glibc gives each thread that allocates its own
 # malloc arena; the agent's threads are mostly idle and one arena serves them: 0.2 MiB
-# (Python 3.11) to 0.45 MiB (3.8) less RSS, about 2 % more CPU a scrape (issue 18,
-# benchmarks/RESULTS.md).
+# (Python 3.11) to 0.45 MiB (3.8) less RSS, no CPU change beyond noise (issue 18,
+# benchmarks/RESULTS.md). ``agent upgrade`` keeps the service file; ``install`` renews it.
 AGENT_ENV = {"MALLOC_ARENA_MAX": "1"}
 
 

@@ -10,6 +10,8 @@ import pytest
 from support.paths import FIXTURES, REPO
 
 from boardfleet_agent import collectors, inference
+from boardfleet_agent.app import Agent
+from boardfleet_agent.config import AgentConfig, ConfigError
 from boardfleet_agent.registry import all_collectors
 
 # Modules a plain agent (no TLS, no auth, no vendor tools) must not load, and what each
@@ -71,3 +73,21 @@ def test_the_push_pipeline_is_imported_only_when_configured() -> None:
 ])
 def test_the_pipeline_is_wanted_for_statsd_or_a_log_tail(sections: dict, wanted: bool) -> None:
     assert inference.wanted(sections) is wanted
+
+
+def test_a_collector_disabled_in_the_config_file_is_not_imported(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text("[collectors.processes]\nenabled = false\n"
+                      "[collectors.mmz]\nenabled = false\ninterval = 30\n")
+    modules = modules_of_one_scrape("--config", str(config))
+    assert COLLECTORS + "cpu" in modules
+    assert [m for m in modules if m in (COLLECTORS + "processes", COLLECTORS + "mmz")] == []
+
+
+def test_a_bad_inference_table_is_told_with_statsd_off() -> None:
+    cfg = AgentConfig()
+    cfg.sysroot = str(FIXTURES / "generic")
+    cfg.sections["statsd"] = {"listen": "off"}
+    cfg.sections["inference"] = {"tags": ["model"]}
+    with pytest.raises(ConfigError, match=r"inference\.tags"):
+        Agent(cfg)

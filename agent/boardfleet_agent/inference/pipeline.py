@@ -21,13 +21,12 @@ tables (see docs/inference.md)::
     pattern = "hrt_model_exec"     # built-in name, or a regex with named groups
 """
 
-import re
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from boardfleet_agent.config import ConfigError
 from boardfleet_agent.families import CounterMetricFamily, Metric
-from boardfleet_agent.inference import DEFAULT_STATSD_LISTEN, settings_of
+from boardfleet_agent.inference import DEFAULT_STATSD_LISTEN, settings_of, tags_of
 from boardfleet_agent.inference.intake import UdpIntake
 from boardfleet_agent.inference.latency import LatencyHistograms
 from boardfleet_agent.inference.logtail import FileFollower, LogPattern, LogStats, LogTailer
@@ -49,7 +48,6 @@ LOAD_BEGIN = "model_load_begin"
 LOAD_END = "model_load"
 MAX_PID = 1 << 22
 MAX_ROUTES = 4096  # cached line shapes (see Inference.handle)
-_TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 class Inference:
@@ -63,9 +61,7 @@ class Inference:
         inference = sections.get("inference", {})
         listen = _get(statsd, "statsd", "listen", str, DEFAULT_STATSD_LISTEN)
         self.max_packet = _get(statsd, "statsd", "max_packet_bytes", int, MAX_PACKET_BYTES)
-        self.tags: List[str] = _get(inference, "inference", "tags", list, ["backend"])
-        if "model" in self.tags or not all(_TAG_NAME.match(t) for t in self.tags):
-            raise ConfigError("inference.tags must be tag names other than model")
+        self.tags = tags_of(sections)
         max_models = _get(inference, "inference", "max_models", int, 50)
         max_series = _get(inference, "inference", "max_series", int, 500)
         self.histograms = LatencyHistograms(
