@@ -137,9 +137,9 @@ def agent_env(agent_dir: Path, extra_path: str) -> Dict[str, str]:
 
 class Launch:
     """How an agent is started: from a checkout on PYTHONPATH, or with ``--bundle`` as
-    the installer starts it on a board (``python3 agent.pyz`` in the installer's
-    environment), from a zipapp built of that checkout (sources compiled at start: no
-    ``.pyc`` in a zip)."""
+    the installer starts it on a board (``python3 agent.pyz --config agent.toml`` in the
+    installer's environment, with the bytecode it prepares), from a zipapp built of that
+    checkout (with today's ``__main__``: an older checkout's agent runs from bytecode too)."""
 
     def __init__(self, agent_dir: Path, extra_path: str, bundle: bool) -> None:
         self.agent_dir, self.extra_path, self.bundle = agent_dir, extra_path, bundle
@@ -154,11 +154,17 @@ class Launch:
         label = python_label(python) + (" (%s)" % agent_dir.parent.name if other else "")
         if not self.bundle:
             return [python, "-m", "boardfleet_agent"], agent_env(agent_dir, self.extra_path), label
-        from boardfleet.installer import AGENT_ENV
+        from boardfleet.installer import AGENT_ENV, render_config
 
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(AGENT_ENV)
-        return [python, str(self._pyz(agent_dir))], env, label + " pyz"
+        config = self._tmp / "agent.toml"  # as the installer writes it (flags override it)
+        config.write_text(render_config("0.0.0.0:9776", "/", "auto"))
+        pyz = str(self._pyz(agent_dir))
+        # The installer's bytecode step, for each Python (a Python of another version
+        # finds no bytecode of its own and runs from the zip).
+        subprocess.run([python, pyz, "--prepare-bytecode"], env=env, check=True)
+        return [python, pyz, "--config", str(config)], env, label + " pyz"
 
     def _pyz(self, agent_dir: Path) -> Path:
         if agent_dir not in self._built:

@@ -18,7 +18,56 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
 SHEBANG = b"#!/usr/bin/env python3\n"
-MAIN = b"from boardfleet_agent.cli import main\n\nraise SystemExit(main())\n"
+# The zipapp's entry point. Python compiles what it imports from a zip at every start
+# (a zip holds no bytecode for the board's Python), which leaves the agent about 1.1 MiB
+# larger than bytecode compiled once (issue 18). ``agent.pyz --prepare-bytecode``, run
+# by the installer, extracts the bundle beside it and compiles it for this Python; the
+# agent then imports from there while the stamp (the bundle's size and mtime) matches,
+# and from the zip otherwise (a bundle replaced or rolled back).
+MAIN = b'''\
+import os
+import sys
+
+PYZ = os.path.dirname(os.path.abspath(__file__))
+COMPILED = "%s.%s" % (PYZ, sys.implementation.cache_tag)
+
+
+def stamp():
+    st = os.stat(PYZ)
+    return "%d %d\\n" % (st.st_size, st.st_mtime_ns)
+
+
+if sys.argv[1:] == ["--prepare-bytecode"]:
+    import compileall
+    import shutil
+    import zipfile
+
+    new = COMPILED + ".new"
+    shutil.rmtree(new, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(PYZ) as zf:
+            zf.extractall(new)
+        if not compileall.compile_dir(new, quiet=1):
+            raise OSError("a module does not compile")
+        with open(os.path.join(new, "STAMP"), "w") as f:
+            f.write(stamp())
+        shutil.rmtree(COMPILED, ignore_errors=True)
+        os.rename(new, COMPILED)
+    except (OSError, zipfile.BadZipFile) as e:
+        shutil.rmtree(new, ignore_errors=True)
+        raise SystemExit("%s: bytecode not prepared in %s: %s" % (PYZ, new, e))
+    raise SystemExit(0)
+try:
+    with open(os.path.join(COMPILED, "STAMP")) as f:
+        if f.read() == stamp():
+            sys.path.insert(0, COMPILED)
+except OSError:
+    pass
+
+from boardfleet_agent.cli import main  # noqa: E402
+
+raise SystemExit(main())
+'''
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Boards run Python 3.8 (Ubuntu 20.04). The bundle carries this exact pure-Python wheel,
 # checked against its sha256, so two builds on two days are identical: tomli 2.0.1 is the

@@ -454,9 +454,10 @@ class BoardInstaller:
             for path in changed:
                 data, mode = wanted[path]
                 self.write(path, data, mode)
+            bytecode = self.prepare_bytecode()
             self.service("enable", "enable")
             self.service("restart", "restart")
-            info = self.health(version)
+            info = self.health(version) + bytecode
         except StepError as e:
             if self.lay.bundle in changed and had_bundle:
                 try:
@@ -498,9 +499,21 @@ class BoardInstaller:
             raise StepError("space", "only %d KiB free for %s, %d KiB needed; nothing was "
                             "changed" % (free_kb, where, (need + 1023) // 1024), out)
 
+    def prepare_bytecode(self) -> str:
+        """Compile the bundle for the board's Python beside it (``agent.pyz.<cache tag>``):
+        the agent then takes about 1.1 MiB less than compiling from the zip at every start.
+        Not fatal: the agent runs from the zip all the same. Returns what to tell."""
+        r = self._run("bytecode", "%s %s --prepare-bytecode" % (
+            q(self.probe.python), q(self.lay.bundle)), timeout=300)
+        if r.exit == 0:
+            return ""
+        why = (r.stderr.strip().splitlines() or ["exit %d" % r.exit])[-1]
+        return "; runs from the zip, about 1 MiB larger (%s)" % why
+
     def rollback(self) -> None:
         prev = q(self.lay.bundle + ".prev")
         self.sh("rollback", "mv -f %s %s" % (prev, q(self.lay.bundle)))
+        self.prepare_bytecode()
         self.service("restart", "rollback restart")
         self.health(None)
 
@@ -514,6 +527,8 @@ class BoardInstaller:
                  lay.log]
         files += [p + ".boardfleet-new" for p in (lay.bundle, lay.config, lay.service)]
         self.sh("remove", "rm -f %s" % " ".join(map(q, files)))
+        # The bytecode prepared for each Python the board had (agent.pyz.cpython-38, ...).
+        self.sh("remove", "rm -rf %s*" % q(lay.bundle + ".cpython-"))
         created = self.sh("remove", "cat %s 2>/dev/null; true" % q(lay.manifest)).split("\n")
         self.sh("remove", "rm -f %s" % q(lay.manifest))
         # Deepest first; rmdir only removes directories left empty.

@@ -38,6 +38,58 @@ def test_bundle_is_deterministic_and_runs_without_site_packages(tmp_path):
     assert out.returncode == 0 and "board_cpu_seconds_total" in out.stdout, out.stderr
 
 
+# Runs a bundle as ``python3 agent.pyz ARGS`` does, then tells where the agent came from.
+WHERE = """\
+import runpy, sys
+sys.argv = [sys.argv[1], "--version"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print(sys.modules["boardfleet_agent.cli"].__file__)
+"""
+
+
+def test_bundle_runs_from_bytecode_prepared_for_its_python(tmp_path):
+    path = tmp_path / "agent.pyz"
+    bundle.write(str(path), bundle.build())
+    tag = subprocess.run([PY, "-c", "import sys; print(sys.implementation.cache_tag)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    compiled = tmp_path / ("agent.pyz." + tag)
+
+    def where() -> str:
+        return subprocess.run([PY, "-I", "-S", "-c", WHERE, str(path)], capture_output=True,
+                              text=True, timeout=60, check=True).stdout.splitlines()[-1]
+
+    assert where() == str(path / "boardfleet_agent" / "cli.py")  # nothing prepared: the zip
+    r = subprocess.run([PY, "-I", "-S", str(path), "--prepare-bytecode"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (compiled / "boardfleet_agent" / "__pycache__" / ("cli.%s.pyc" % tag)).is_file()
+    assert where() == str(compiled / "boardfleet_agent" / "cli.py")
+    # A bundle replaced (a new size or mtime) runs from its zip until prepared again.
+    path.write_bytes(path.read_bytes() + b"\0")
+    assert where() == str(path / "boardfleet_agent" / "cli.py")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.pyz", compiled.name]
+
+
+def test_bytecode_that_cannot_be_prepared_leaves_the_zip_to_run(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(bundle.package_dir("boardfleet_agent"), src,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "broken.py").write_text("def broken(:\n")  # a module that does not compile
+    path = tmp_path / "agent.pyz"
+    bundle.write(str(path), bundle.build({"boardfleet_agent": src}))
+    r = subprocess.run([PY, "-I", "-S", str(path), "--prepare-bytecode"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "bytecode not prepared" in r.stderr.splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.pyz", "src"]
+    out = subprocess.run([PY, "-I", "-S", str(path), "--once", "--platform", "generic",
+                          "--sysroot", str(FIXTURES / "generic")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "board_cpu_seconds_total" in out.stdout, out.stderr
+
+
 def test_systemd_unit_restarts_always_and_verifies(tmp_path):
     lay = Layout("/", "systemd")
     unit = render_systemd(lay, PY)
