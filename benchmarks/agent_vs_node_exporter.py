@@ -40,9 +40,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
@@ -144,6 +145,8 @@ class Launch:
     def __init__(self, agent_dir: Path, extra_path: str, bundle: bool) -> None:
         self.agent_dir, self.extra_path, self.bundle = agent_dir, extra_path, bundle
         self._built: Dict[Path, Path] = {}
+        self._prepared: Set[Tuple[str, str]] = set()
+        self._lock = threading.Lock()
         self._tmp = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
 
     def command(self, spec: str) -> Tuple[List[str], Dict[str, str], str]:
@@ -160,10 +163,11 @@ class Launch:
         env.update(AGENT_ENV)
         config = self._tmp / "agent.toml"  # as the installer writes it (flags override it)
         config.write_text(render_config("0.0.0.0:9776", "/", "auto"))
-        pyz = str(self._pyz(agent_dir))
-        # The installer's bytecode step, for each Python (a Python of another version
-        # finds no bytecode of its own and runs from the zip).
-        subprocess.run([python, pyz, "--prepare-bytecode"], env=env, check=True)
+        with self._lock:  # the installer's bytecode step, once for each Python and bundle
+            pyz = str(self._pyz(agent_dir))
+            if (python, pyz) not in self._prepared:
+                subprocess.run([python, pyz, "--prepare-bytecode"], env=env, check=True)
+                self._prepared.add((python, pyz))
         return [python, pyz, "--config", str(config)], env, label + " pyz"
 
     def _pyz(self, agent_dir: Path) -> Path:

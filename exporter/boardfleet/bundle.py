@@ -42,7 +42,7 @@ if sys.argv[1:] == ["--prepare-bytecode"]:
     import shutil
     import zipfile
 
-    new = COMPILED + ".new"
+    new = "%s.new%d" % (COMPILED, os.getpid())  # two at once do not share it
     shutil.rmtree(new, ignore_errors=True)
     try:
         with zipfile.ZipFile(PYZ) as zf:
