@@ -22,8 +22,9 @@ SHEBANG = b"#!/usr/bin/env python3\n"
 # (a zip holds no bytecode for the board's Python), which leaves the agent about 1.1 MiB
 # larger than bytecode compiled once (issue 18). ``agent.pyz --prepare-bytecode``, run
 # by the installer, extracts the bundle beside it and compiles it for this Python; the
-# agent then imports from there while the stamp (the bundle's size and mtime) matches,
-# and from the zip otherwise (a bundle replaced or rolled back).
+# agent then imports from there while the stamp (the inode, size and mtime of the file
+# that was extracted) matches the bundle, and from the zip otherwise (a bundle replaced
+# or rolled back).
 MAIN = b'''\
 import os
 import sys
@@ -32,34 +33,50 @@ PYZ = os.path.dirname(os.path.abspath(__file__))
 COMPILED = "%s.%s" % (PYZ, sys.implementation.cache_tag)
 
 
-def stamp():
-    st = os.stat(PYZ)
-    return "%d %d\\n" % (st.st_size, st.st_mtime_ns)
+def stamp(st):
+    return "%d %d %d\\n" % (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-if sys.argv[1:] == ["--prepare-bytecode"]:
+def prepare():
     import compileall
+    import glob
     import shutil
     import zipfile
 
-    new = "%s.new%d" % (COMPILED, os.getpid())  # two at once do not share it
-    shutil.rmtree(new, ignore_errors=True)
+    for old in glob.glob(glob.escape(COMPILED) + ".new*"):  # left by a killed prepare
+        pid = old[len(COMPILED) + 4:]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    new = "%s.new%d" % (COMPILED, os.getpid())
     try:
-        with zipfile.ZipFile(PYZ) as zf:
-            zf.extractall(new)
+        with open(PYZ, "rb") as f:
+            extracted = stamp(os.fstat(f.fileno()))
+            with zipfile.ZipFile(f) as zf:
+                zf.extractall(new)
         if not compileall.compile_dir(new, quiet=1):
             raise OSError("a module does not compile")
         with open(os.path.join(new, "STAMP"), "w") as f:
-            f.write(stamp())
+            f.write(extracted)
+        if stamp(os.stat(PYZ)) != extracted:
+            raise OSError("the bundle was replaced meanwhile")
         shutil.rmtree(COMPILED, ignore_errors=True)
         os.rename(new, COMPILED)
     except (OSError, zipfile.BadZipFile) as e:
-        shutil.rmtree(new, ignore_errors=True)
         raise SystemExit("%s: bytecode not prepared in %s: %s" % (PYZ, new, e))
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+if sys.argv[1:] == ["--prepare-bytecode"]:
+    prepare()
     raise SystemExit(0)
 try:
     with open(os.path.join(COMPILED, "STAMP")) as f:
-        if f.read() == stamp():
+        if f.read() == stamp(os.stat(PYZ)):
             sys.path.insert(0, COMPILED)
 except OSError:
     pass

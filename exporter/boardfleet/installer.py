@@ -511,12 +511,18 @@ class BoardInstaller:
         in the board's result ("" when done)."""
         # Sources and bytecode take about ten times the zip: leave the board its room.
         need_kb = (12 * len(self.opts.bundle) + 1024 * 1024) // 1024
-        free_kb, _ = self.free_kib("bytecode")
+        try:
+            free_kb, _ = self.free_kib("bytecode")
+        except StepError:
+            free_kb = None
         if free_kb is not None and free_kb < need_kb:
             return ("runs from the zip, about 1 MiB larger (no room for its bytecode: "
                     "%d KiB free, %d KiB needed); " % (free_kb, need_kb))
-        r = self._run("bytecode", "%s %s --prepare-bytecode" % (
-            q(self.probe.python), q(self.lay.bundle)), timeout=300)
+        try:
+            r = self._run("bytecode", "%s %s --prepare-bytecode" % (
+                q(self.probe.python), q(self.lay.bundle)), timeout=300)
+        except StepError as e:  # a lost connection or a timeout: still not fatal
+            return "runs from the zip, about 1 MiB larger (%s); " % e.message
         if r.exit == 0:
             return ""
         why = (r.stderr.strip().splitlines() or ["exit %d" % r.exit])[-1]
@@ -524,8 +530,9 @@ class BoardInstaller:
 
     def rollback(self) -> None:
         prev = q(self.lay.bundle + ".prev")
+        # The bytecode prepared for the failed bundle no longer matches: the rolled-back
+        # agent runs from its zip until the next install.
         self.sh("rollback", "mv -f %s %s" % (prev, q(self.lay.bundle)))
-        self.prepare_bytecode()
         self.service("restart", "rollback restart")
         self.health(None)
 

@@ -70,7 +70,7 @@ def test_install_fleet_in_parallel(fleet, capsys):
         opt = b.prefix / (NASTY if b.name == "b1" else "") / "opt/boardfleet"
         st = (opt / "agent.pyz").stat()
         assert [(c / "STAMP").read_text() for c in opt.glob("agent.pyz.cpython-*")] \
-            == ["%d %d\n" % (st.st_size, st.st_mtime_ns)]
+            == ["%d %d %d\n" % (st.st_ino, st.st_size, st.st_mtime_ns)]
         # The init script gives the agent its environment (one malloc arena).
         assert [b"MALLOC_ARENA_MAX=1" in Path("/proc/%s/environ" % p).read_bytes()
                 for p, cmdline in processes(b) if b"agent.pyz" in cmdline] == [True]

@@ -62,6 +62,8 @@ def test_bundle_runs_from_bytecode_prepared_for_its_python(tmp_path):
                               text=True, timeout=60, check=True).stdout.splitlines()[-1]
 
     assert where() == str(path / "boardfleet_agent" / "cli.py")  # nothing prepared: the zip
+    killed = tmp_path / ("agent.pyz.%s.new%d" % (tag, 2**22 + 1))  # a prepare killed midway
+    (killed / "boardfleet_agent").mkdir(parents=True)
     r = subprocess.run([PY, "-I", "-S", str(path), "--prepare-bytecode"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
