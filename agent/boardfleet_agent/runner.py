@@ -453,8 +453,9 @@ class ScrapeRunner:
         return cadence.period(self._asks) or 0.0
 
     def _lead(self) -> float:
-        """How long before a predicted scrape to read: a few rounds' time, 50 ms at least."""
-        return min(1.0, max(0.05, 3 * self._round_seconds))
+        """How long before a predicted scrape to read: a few rounds' time, 10 ms at least
+        (a scrape that comes before the round is done waits for it: about a round)."""
+        return min(1.0, max(0.01, 3 * self._round_seconds))
 
     def _until_next_due(self) -> Optional[float]:
         if self._on_demand:
