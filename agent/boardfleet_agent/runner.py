@@ -204,6 +204,7 @@ class ScrapeRunner:
         self._round_seconds = 0.0
         self._rendered = b""
         self._dirty = False
+        self._in_round = False
         self._started = False
         self._stopping = False
         self._scheduler: Optional[LoopThread] = None  # one per generation
@@ -250,14 +251,15 @@ class ScrapeRunner:
     def exposition(self) -> bytes:
         """The board's metrics as exposition text: the last rendering once started.
 
-        On demand, a scrape first waits for a round if a quick collector is due, a
-        background sample is new, or a background run is going (to see it overrun).
+        On demand, a scrape first waits for a round if one is under way, a quick
+        collector is due, a background sample is new, or a background run is going (to
+        see it overrun).
         """
         if not self._started:
             return render(self.collect())
         if self._on_demand:
             self._asks.append(time.monotonic())
-        if self._on_demand and not self._stopping and (self._dirty or any(
+        if self._on_demand and not self._stopping and (self._in_round or self._dirty or any(
                 time.monotonic() >= s.due for s in self.quick) or any(
                 s.running_since is not None for s in self.samplers)):
             with self._lock:
@@ -398,12 +400,18 @@ class ScrapeRunner:
         ``generation`` None: a round outside the scheduler thread, bounded by the
         deadline runner; else the scheduler thread's round, watched by the watchdog.
         """
-        if self._sample_due(time.monotonic() + horizon, generation) or self._dirty or any(
-                s.running_since is not None for s in self.samplers):
-            if generation is not None and generation != self._generation:
-                return
-            self._dirty = False
-            self._rendered = render(self.collect())
+        # From its first read until its rendering is served, a round is under way: a
+        # scrape then finds nothing due, but waits for the round, not the last one's text.
+        self._in_round = True
+        try:
+            if self._sample_due(time.monotonic() + horizon, generation) or self._dirty or any(
+                    s.running_since is not None for s in self.samplers):
+                if generation is not None and generation != self._generation:
+                    return
+                self._dirty = False
+                self._rendered = render(self.collect())
+        finally:
+            self._in_round = False
         self.heartbeat = time.monotonic()
 
     def _run_watched(self, slot: _Slot, generation: int) -> Optional[Outcome]:

@@ -205,3 +205,43 @@ def test_stopping_releases_a_scrape_waiting_for_a_round() -> None:
         assert served(runner.exposition(), "board_counting_runs") == 1.0  # no wait
     finally:
         counting.gate.set()
+
+
+def test_a_scrape_during_a_rounds_rendering_waits_for_it(monkeypatch) -> None:
+    """Every collector has read (none is due) but the round's text is not served yet:
+    a scrape then must wait for that text, not take the previous round's."""
+    import boardfleet_agent.runner as runner_module
+
+    counting = Counting({})
+    runner = ScrapeRunner([counting], SnapshotSource({}), interval=0.05, on_demand=True)
+    runner.start()
+    rendering, release = threading.Event(), threading.Event()
+    real_render = runner_module.render
+
+    def slow_render(families):
+        if threading.current_thread().name != "MainThread" and not release.is_set():
+            rendering.set()
+            release.wait(HANG)
+        return real_render(families)
+
+    monkeypatch.setattr(runner_module, "render", slow_render)
+    try:
+        time.sleep(0.1)  # the start's reading is due again
+        first: List[bytes] = []
+        asker = threading.Thread(target=lambda: first.append(runner.exposition()))
+        asker.start()
+        assert rendering.wait(HANG), "the scrape's round did not render"
+        runner._planned = None  # no read ahead meanwhile
+        second: List[bytes] = []
+        late = threading.Thread(target=lambda: second.append(runner.exposition()))
+        late.start()
+        late.join(0.2)
+        assert not second  # it waits for the round under way
+        release.set()
+        asker.join(HANG)
+        late.join(HANG)
+        assert served(second[0], "board_counting_runs") == served(first[0], "board_counting_runs")
+        assert served(second[0], "board_counting_runs") >= 2.0
+    finally:
+        release.set()
+        runner.stop()
