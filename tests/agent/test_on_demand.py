@@ -240,8 +240,10 @@ def test_a_scrape_during_a_rounds_rendering_waits_for_it(monkeypatch) -> None:
         release.set()
         asker.join(HANG)
         late.join(HANG)
-        assert served(second[0], "board_counting_runs") == served(first[0], "board_counting_runs")
-        assert served(second[0], "board_counting_runs") >= 2.0
+        # That round's values or a later round's (the collector may be due again by
+        # then), never the previous round's.
+        assert served(first[0], "board_counting_runs") >= 2.0
+        assert served(second[0], "board_counting_runs") >= served(first[0], "board_counting_runs")
     finally:
         release.set()
         runner.stop()
