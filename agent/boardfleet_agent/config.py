@@ -200,15 +200,19 @@ def _check_collectors(data: Mapping[str, Any], where: str, prefix: str) -> None:
                               % (where, prefix, name, ", ".join(sorted(CATALOG))))
         _need_table(table, where, prefix + name)
         # The collector's own settings are known to its class: imported only if named.
-        own = any(k not in ("enabled", "interval") for k in table)
+        own = any(k not in EVERY_COLLECTOR for k in table)
         _check_table(table, collector_schema(collector_class(name).defaults if own else {}),
                      where, prefix + name + ".")
+
+
+# The keys of every collector's table; others are the collector's own settings.
+EVERY_COLLECTOR = {"enabled": Value("bool"), "interval": Value("positive")}
 
 
 def collector_schema(defaults: Mapping[str, Any]) -> Dict[str, Value]:
     """A collector's table: enabled, interval, and its settings typed by their defaults."""
     out = {k: Value(_KIND_OF[type(v)]) for k, v in defaults.items()}
-    out.update({"enabled": Value("bool"), "interval": Value("positive")})
+    out.update(EVERY_COLLECTOR)
     return out
 
 

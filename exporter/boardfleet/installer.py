@@ -516,16 +516,17 @@ class BoardInstaller:
         except StepError:
             free_kb = None
         if free_kb is not None and free_kb < need_kb:
-            return ("runs from the zip, about 1 MiB larger (no room for its bytecode: "
-                    "%d KiB free, %d KiB needed); " % (free_kb, need_kb))
-        try:
-            r = self._run("bytecode", "%s %s --prepare-bytecode" % (
-                q(self.probe.python), q(self.lay.bundle)), timeout=300)
-        except StepError as e:  # a lost connection or a timeout: still not fatal
-            return "runs from the zip, about 1 MiB larger (%s); " % e.message
-        if r.exit == 0:
-            return ""
-        why = (r.stderr.strip().splitlines() or ["exit %d" % r.exit])[-1]
+            why = "no room for its bytecode: %d KiB free, %d KiB needed" % (free_kb, need_kb)
+        else:
+            try:
+                r = self._run("bytecode", "%s %s --prepare-bytecode" % (
+                    q(self.probe.python), q(self.lay.bundle)), timeout=300)
+            except StepError as e:  # a lost connection or a timeout: still not fatal
+                why = e.message
+            else:
+                if r.exit == 0:
+                    return ""
+                why = (r.stderr.strip().splitlines() or ["exit %d" % r.exit])[-1]
         return "runs from the zip, about 1 MiB larger (%s); " % why
 
     def rollback(self) -> None:
