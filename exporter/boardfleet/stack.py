@@ -158,7 +158,10 @@ class Stack:
 
     def _started(self, procs: list[Proc]) -> None:
         """Record ``procs`` (so ``down`` finds them), then wait until all are healthy."""
-        self.record.write_text(json.dumps([asdict(p) for p in procs], indent=2) + "\n")
+        # Written aside and renamed: ``status`` or ``down`` never read it half-written.
+        tmp = self.record.with_name(self.record.name + ".new")
+        tmp.write_text(json.dumps([asdict(p) for p in procs], indent=2) + "\n")
+        os.replace(tmp, self.record)
         for p in procs:
             _wait_healthy(p)
 
